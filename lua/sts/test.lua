@@ -1,0 +1,260 @@
+--- sts.test: real brokers and real processes for busted specs.
+--
+-- Starts a mosquitto on a free 127.0.0.1 port with a config it writes
+-- (plain, TLS with certificates made on the spot with openssl, or with
+-- username/password), waits until it accepts connections, and stops it;
+-- spawns sts-lua processes and watches their output. Used by sts-lua's own
+-- specs, and meant for users' specs too:
+--
+--   local test = require "sts.test"
+--   local broker = test.broker()             -- or test.broker{ tls = true, users = { alice = "pw" } }
+--   local c = assert(sts.connect{ port = broker.port })
+--   ...
+--   broker:stop()
+local sts = require "sts"
+
+local test = {}
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+test.quote = sh_quote
+
+local function run(cmd)
+  local ok, how, code = os.execute(cmd)
+  if not ok then
+    error(string.format("command failed (%s %s): %s", tostring(how), tostring(code), cmd), 2)
+  end
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+test.read_file = read_file
+
+local function write_file(path, data, mode)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  if mode then run("chmod " .. mode .. " " .. sh_quote(path)) end
+end
+test.write_file = write_file
+
+--- A fresh temporary directory, removed by test.cleanup().
+local made_dirs = {}
+function test.tmpdir()
+  local p = io.popen("mktemp -d -t sts-test.XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  made_dirs[#made_dirs + 1] = dir
+  return dir
+end
+
+--- Polls `check` (a function) every `step` seconds, running the sts loop in
+-- between, until it returns a true value or `timeout` seconds pass.
+function test.wait_until(check, timeout, step)
+  local deadline = sts.now() + (timeout or 5)
+  repeat
+    local value = check()
+    if value then return value end
+    sts.sleep(step or 0.02)
+  until sts.now() > deadline
+  return check()
+end
+
+-- --- processes -------------------------------------------------------------
+
+local Process = {}
+Process.__index = Process
+
+--- Starts a command line in its own process group, stdout and stderr to a
+-- file; returns a process with :output(), :wait_for(pattern), :alive(),
+-- :kill(), :wait() and :exit_code().
+function test.spawn(cmd, dir)
+  dir = dir or test.tmpdir()
+  local n = #made_dirs
+  local out = string.format("%s/proc-%d-%d.out", dir, n, math.random(1 << 30))
+  local status = out .. ".status"
+  local pidfile = out .. ".pid"
+  run(string.format("setsid sh -c %s </dev/null >%s 2>&1 & echo $! >%s",
+    sh_quote(cmd .. "; echo $? >" .. sh_quote(status)), sh_quote(out), sh_quote(pidfile)))
+  local pid = tonumber(read_file(pidfile))
+  return setmetatable({ pid = pid, out = out, status = status, cmd = cmd }, Process)
+end
+
+--- The path of this sts-lua executable, for spawning peers.
+function test.sts_lua()
+  return os.getenv("STS_LUA") or (arg and arg[-1]) or "sts-lua"
+end
+
+--- Spawns `sts-lua script args...`.
+function test.spawn_script(script, ...)
+  local parts = { sh_quote(test.sts_lua()), sh_quote(script) }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = sh_quote(a) end
+  return test.spawn(table.concat(parts, " "))
+end
+
+function Process:output()
+  return read_file(self.out) or ""
+end
+
+function Process:exit_code()
+  local s = read_file(self.status)
+  return s and tonumber(s)
+end
+
+function Process:alive()
+  return self:exit_code() == nil
+end
+
+--- Waits until the output matches `pattern` (a Lua pattern); returns the
+-- capture or match, or nil after `timeout` seconds.
+function Process:wait_for(pattern, timeout)
+  return test.wait_until(function() return self:output():match(pattern) end, timeout or 10)
+end
+
+function Process:wait(timeout)
+  return test.wait_until(function() return self:exit_code() end, timeout or 10)
+end
+
+function Process:kill(signal)
+  if self:alive() then
+    os.execute(string.format("kill -%s -- -%d 2>/dev/null", signal or "TERM", self.pid))
+    if not self:wait(5) then os.execute(string.format("kill -KILL -- -%d 2>/dev/null", self.pid)) end
+  end
+end
+
+-- --- certificates -------------------------------------------------------------
+
+--- Makes a CA and a server certificate for 127.0.0.1/localhost in `dir`,
+-- signed by it; returns { cafile, certfile, keyfile }. `name` prefixes the
+-- files, so one directory can hold several CAs.
+function test.make_certificates(dir, name)
+  name = name or "ca"
+  local p = function(suffix) return string.format("%s/%s-%s", dir, name, suffix) end
+  local quiet = " >/dev/null 2>&1"
+  local ext = p("ext.cnf")
+  write_file(ext, "subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+  run(string.format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+    .. "-keyout %s -out %s -days 2 -subj /CN=%s-test-ca" .. quiet, p("ca.key"), p("ca.crt"), name))
+  run(string.format("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+    .. "-keyout %s -out %s -subj /CN=localhost" .. quiet, p("server.key"), p("server.csr")))
+  run(string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days 2 -extfile %s" .. quiet,
+    p("server.csr"), p("ca.crt"), p("ca.key"), p("server.crt"), ext))
+  return { cafile = p("ca.crt"), certfile = p("server.crt"), keyfile = p("server.key") }
+end
+
+-- --- brokers ---------------------------------------------------------------------
+
+local Broker = {}
+Broker.__index = Broker
+
+local function broker_config(b)
+  local lines = {
+    "listener " .. b.port .. " 127.0.0.1",
+    "allow_anonymous " .. (b.users and "false" or "true"),
+    "persistence true",
+    "persistence_location " .. b.dir .. "/",
+    "autosave_interval 1",
+    "log_type error", "log_type warning", "log_type notice", "log_type information",
+    "max_queued_messages 100000",
+    "max_inflight_messages 0",
+  }
+  if b.users then lines[#lines + 1] = "password_file " .. b.dir .. "/passwd" end
+  if b.tls then
+    lines[#lines + 1] = "cafile " .. b.tls.cafile
+    lines[#lines + 1] = "certfile " .. b.tls.certfile
+    lines[#lines + 1] = "keyfile " .. b.tls.keyfile
+  end
+  for _, extra in ipairs(b.extra or {}) do lines[#lines + 1] = extra end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Starts a mosquitto. opts (all optional):
+--   tls = true         TLS listener with a CA made for this broker (broker.ca)
+--   users = {name=pw}  username/password authentication
+--   config = {lines}   extra mosquitto.conf lines
+-- Returns a broker with host, port, ca (with tls), dir, :stop(), :start(),
+-- :restart(), :log().
+function test.broker(opts)
+  opts = opts or {}
+  local b = setmetatable({ host = "127.0.0.1", dir = test.tmpdir(), extra = opts.config, users = opts.users }, Broker)
+  if opts.tls then
+    b.tls = test.make_certificates(b.dir, "broker")
+    b.ca = b.tls.cafile
+  end
+  if opts.users then
+    for user, password in pairs(opts.users) do
+      run(string.format("mosquitto_passwd -b %s %s %s %s >/dev/null 2>&1",
+        (next(b.users_written or {}) and "" or "-c"), sh_quote(b.dir .. "/passwd"), sh_quote(user), sh_quote(password)))
+      b.users_written = b.users_written or {}
+      b.users_written[user] = true
+    end
+    -- mosquitto refuses a password file others may read.
+    run("chmod 0600 " .. sh_quote(b.dir .. "/passwd"))
+  end
+  for _ = 1, 20 do
+    b.port = opts.port or math.random(20000, 59999)
+    if b:start() then return b end
+    if opts.port then break end
+  end
+  error("could not start mosquitto: " .. (b:log() or "no log"))
+end
+
+function Broker:log()
+  return read_file(self.dir .. "/mosquitto.log")
+end
+
+--- Starts (or starts again) the broker on its port; returns true once it
+-- listens, false if it could not bind.
+function Broker:start()
+  write_file(self.dir .. "/mosquitto.conf", broker_config(self))
+  write_file(self.dir .. "/mosquitto.log", "")
+  self.process = test.spawn(string.format("exec mosquitto -c %s >>%s 2>&1",
+    sh_quote(self.dir .. "/mosquitto.conf"), sh_quote(self.dir .. "/mosquitto.log")), self.dir)
+  local state = test.wait_until(function()
+    local log = self:log() or ""
+    if log:match("running") then return "up" end
+    if not self.process:alive() or log:match("Error") then return "failed" end
+  end, 10, 0.01)
+  if state ~= "up" then
+    self.process:kill()
+    return false
+  end
+  return true
+end
+
+function Broker:stop()
+  if self.process then
+    self.process:kill("TERM")
+    self.process = nil
+  end
+end
+
+function Broker:restart(pause)
+  self:stop()
+  if pause then sts.sleep(pause) end
+  assert(self:start(), "mosquitto did not restart: " .. (self:log() or ""))
+end
+
+--- Connect options for this broker, merged with `extra`.
+function Broker:options(extra)
+  local o = { host = self.host, port = self.port, timeout = 5 }
+  if self.tls then o.tls = { cafile = self.ca } end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- Removes the temporary directories made so far.
+function test.cleanup()
+  for _, dir in ipairs(made_dirs) do os.execute("rm -rf " .. sh_quote(dir)) end
+  made_dirs = {}
+end
+
+math.randomseed(os.time() ~ tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+
+return test

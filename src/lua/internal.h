@@ -1,0 +1,51 @@
+/* Shared pieces of the Lua binding layer: the only layer that touches
+ * lua_State. Each binding file exports stsl_open_NAME(L), which sets its
+ * functions on the `sts` table at the top of the stack. */
+#ifndef STS_LUA_INTERNAL_H
+#define STS_LUA_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define STS_VERSION_STRING "0.1.0"
+
+void stsl_open_loop(lua_State *L);
+void stsl_open_log(lua_State *L);
+void stsl_open_mqtt(lua_State *L);
+
+/* The main Lua thread, where every callback from the loop runs. */
+lua_State *stsl_main(void);
+
+/* Calls the function below `nargs` arguments on top of L's stack in protected
+ * mode. On error, logs the message with a traceback, names it as coming from
+ * `what`, counts it and returns 0 (the stack then holds nothing of the call);
+ * on success returns 1 with `nresults` results pushed. */
+int stsl_pcall(lua_State *L, int nargs, int nresults, const char *what);
+
+/* Waiting for an operation to complete. A wait is a future: C code makes one,
+ * keeps its reference, and later resolves it with values; a script's call
+ * "waits" on it. From the main chunk that runs the loop until it is resolved
+ * or the timeout passes; inside an sts.task it yields to the loop; inside a
+ * handler it is an error that says to use a task.
+ *
+ * stsl_future_new pushes a new future. stsl_future_resolve pops `n` values and
+ * resolves the future with them. stsl_future_await must be the last call of a
+ * C function: `return stsl_future_await(L, idx, timeout);` returns the
+ * future's values, or nil and "timeout". */
+void stsl_future_new(lua_State *L);
+void stsl_future_resolve(lua_State *L, int idx, int n);
+int stsl_future_await(lua_State *L, int idx, double timeout);
+
+/* Options tables: every key must be known; typos are errors. */
+void stsl_check_options(lua_State *L, int idx, const char *what, const char *const known[]);
+const char *stsl_opt_string(lua_State *L, int idx, const char *key, const char *def);
+lua_Number stsl_opt_number(lua_State *L, int idx, const char *key, lua_Number def);
+lua_Integer stsl_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def);
+int stsl_opt_boolean(lua_State *L, int idx, const char *key, int def);
+/* Pushes t[key] if it is a table (returns 1), nothing if absent (returns 0). */
+int stsl_opt_table(lua_State *L, int idx, const char *key);
+
+/* Expected failures: pushes nil and a formatted message, returns 2. */
+int stsl_fail(lua_State *L, const char *fmt, ...);
+
+#endif

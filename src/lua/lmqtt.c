@@ -1,0 +1,551 @@
+/* sts.connect and the MQTT client object.
+ *
+ * A client is a userdata over src/mqtt with two user values: 1, the table of
+ * subscriptions (filter -> handler), consulted for every message; 2, a table
+ * of the rest (event handlers, the pending connect). Messages are matched
+ * locally against every filter (+ and #), so each reaches every handler whose
+ * filter matches it. While open, a client is anchored in the registry, so a
+ * script need not keep a reference for its handlers to keep running. */
+#include "lua/internal.h"
+#include "mqtt/client.h"
+#include "util/log.h"
+
+#include <mqtt_protocol.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIENT_MT "sts.client"
+#define DEFAULT_MAX_PAYLOAD (1024 * 1024)
+
+struct lclient {
+    struct sts_mqtt *m;
+    int self_ref;     /* LUA_NOREF once closed */
+    int protocol;
+};
+
+static struct lclient *check_client(lua_State *L, int idx)
+{
+    struct lclient *c = luaL_checkudata(L, idx, CLIENT_MT);
+    if (!c->m) luaL_error(L, "the client is closed");
+    return c;
+}
+
+/* Pushes the client's userdata from the registry; returns 0 if it is closed. */
+static int push_client(lua_State *L, struct lclient *c)
+{
+    if (c->self_ref == LUA_NOREF) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+    return 1;
+}
+
+/* Pushes the event handler `name` of the client at idx; returns 0 if none. */
+static int push_event_handler(lua_State *L, int idx, const char *name)
+{
+    lua_getiuservalue(L, idx, 2);
+    lua_getfield(L, -1, "on");
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    if (lua_isfunction(L, -1)) return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* --- callbacks from the MQTT layer (always from the loop) ----------------- */
+
+static void on_connect(void *ud, int rc, int session_present, const char *reason)
+{
+    lua_State *L = stsl_main();
+    struct lclient *c = ud;
+    if (!push_client(L, c)) return;
+    int idx = lua_gettop(L);
+    lua_getiuservalue(L, idx, 2);
+    int pending = lua_getfield(L, -1, "connecting") != LUA_TNIL;
+    if (pending) {
+        /* The first connect: sts.connect is waiting on this future. */
+        lua_pushnil(L);
+        lua_setfield(L, -3, "connecting");
+        if (rc == 0) lua_pushvalue(L, idx);
+        else lua_pushnil(L);
+        lua_pushstring(L, reason ? reason : "connected");
+        stsl_future_resolve(L, -3, 2);
+    } else if (push_event_handler(L, idx, rc == 0 ? "connect" : "error")) {
+        if (rc == 0) lua_pushboolean(L, session_present);
+        else lua_pushstring(L, reason);
+        stsl_pcall(L, 1, 0, rc == 0 ? "connect handler" : "error handler");
+    }
+    lua_settop(L, idx - 1);
+}
+
+static void on_disconnect(void *ud, int rc, int reconnecting, const char *reason)
+{
+    lua_State *L = stsl_main();
+    struct lclient *c = ud;
+    (void)rc;
+    if (!push_client(L, c)) return;
+    int idx = lua_gettop(L);
+    if (push_event_handler(L, idx, "disconnect")) {
+        lua_pushstring(L, reason);
+        lua_pushboolean(L, reconnecting);
+        stsl_pcall(L, 2, 0, "disconnect handler");
+    }
+    lua_settop(L, idx - 1);
+}
+
+static void push_properties(lua_State *L, const mosquitto_property *props)
+{
+    char *name = NULL, *value = NULL;
+    void *bin = NULL;
+    uint16_t binlen = 0;
+    uint32_t expiry = 0;
+    uint8_t format = 0;
+
+    lua_newtable(L);
+    if (mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &value, false)) {
+        lua_pushstring(L, value);
+        lua_setfield(L, -2, "content_type");
+        free(value);
+    }
+    if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &value, false)) {
+        lua_pushstring(L, value);
+        lua_setfield(L, -2, "response_topic");
+        free(value);
+    }
+    if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &bin, &binlen, false)) {
+        lua_pushlstring(L, bin, binlen);
+        lua_setfield(L, -2, "correlation_data");
+        free(bin);
+    }
+    if (mosquitto_property_read_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &expiry, false)) {
+        lua_pushinteger(L, expiry);
+        lua_setfield(L, -2, "message_expiry");
+    }
+    if (mosquitto_property_read_byte(props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &format, false)) {
+        lua_pushinteger(L, format);
+        lua_setfield(L, -2, "payload_format");
+    }
+    /* User properties keep their order and may repeat: a list of {name, value}. */
+    lua_newtable(L);
+    int n = 0;
+    for (const mosquitto_property *p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
+         p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
+        lua_createtable(L, 2, 0);
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, value);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, ++n);
+        free(name);
+        free(value);
+    }
+    lua_setfield(L, -2, "user_properties");
+}
+
+static void on_message(void *ud, const struct sts_mqtt_message *msg)
+{
+    lua_State *L = stsl_main();
+    struct lclient *c = ud;
+    if (!push_client(L, c)) return;
+    int top = lua_gettop(L);
+
+    /* Collect the matching handlers first: a handler may (un)subscribe. */
+    lua_getiuservalue(L, top, 1);   /* top+1: filter -> handler */
+    lua_newtable(L);                /* top+2: the handlers to call */
+    int nhandlers = 0;
+    lua_pushnil(L);
+    while (lua_next(L, top + 1)) {
+        if (sts_mqtt_topic_matches(lua_tostring(L, -2), msg->topic)) lua_rawseti(L, top + 2, ++nhandlers);
+        else lua_pop(L, 1);
+    }
+    if (nhandlers > 0) {
+        lua_pushstring(L, msg->topic);              /* top+3 */
+        lua_pushlstring(L, msg->payload, msg->len); /* top+4 */
+        lua_createtable(L, 0, 3);                   /* top+5: info */
+        lua_pushinteger(L, msg->qos);
+        lua_setfield(L, -2, "qos");
+        lua_pushboolean(L, msg->retain);
+        lua_setfield(L, -2, "retain");
+        if (c->protocol == MQTT_PROTOCOL_V5) {
+            push_properties(L, msg->props);
+            lua_setfield(L, -2, "properties");
+        }
+        for (int i = 1; i <= nhandlers; i++) {
+            lua_rawgeti(L, top + 2, i);
+            for (int arg = top + 3; arg <= top + 5; arg++) lua_pushvalue(L, arg);
+            stsl_pcall(L, 3, 0, "message handler");
+        }
+    }
+    lua_settop(L, top - 1);
+}
+
+/* --- sts.connect ------------------------------------------------------------- */
+
+static int parse_protocol(lua_State *L, int idx)
+{
+    const char *p = stsl_opt_string(L, idx, "protocol", "3.1.1");
+    if (strcmp(p, "3.1") == 0) return MQTT_PROTOCOL_V31;
+    if (strcmp(p, "3.1.1") == 0) return MQTT_PROTOCOL_V311;
+    if (strcmp(p, "5") == 0 || strcmp(p, "5.0") == 0) return MQTT_PROTOCOL_V5;
+    return luaL_error(L, "option 'protocol' must be \"3.1\", \"3.1.1\" or \"5\", got \"%s\"", p);
+}
+
+static void read_will(lua_State *L, int idx, struct sts_mqtt_options *o)
+{
+    static const char *const known[] = { "topic", "payload", "qos", "retain", NULL };
+    if (!stsl_opt_table(L, idx, "will")) return;
+    int w = lua_gettop(L);
+    stsl_check_options(L, w, "will", known);
+    o->will.topic = stsl_opt_string(L, w, "topic", NULL);
+    if (!o->will.topic) luaL_error(L, "option 'will' needs a topic");
+    o->will.payload = stsl_opt_string(L, w, "payload", "");
+    o->will.len = strlen(o->will.payload);
+    lua_getfield(L, w, "payload");
+    if (lua_isstring(L, -1)) o->will.len = lua_rawlen(L, -1); /* binary-safe */
+    lua_pop(L, 1);
+    o->will.qos = (int)stsl_opt_integer(L, w, "qos", 0);
+    o->will.retain = stsl_opt_boolean(L, w, "retain", 0);
+    if (o->will.qos < 0 || o->will.qos > 2) luaL_error(L, "option 'will.qos' must be 0, 1 or 2");
+    lua_pop(L, 1); /* the will table stays referenced by the options */
+}
+
+static void read_tls(lua_State *L, int idx, struct sts_mqtt_options *o)
+{
+    static const char *const known[] = {
+        "cafile", "capath", "certfile", "keyfile", "insecure", "version", "psk", "psk_identity", NULL,
+    };
+    if (!stsl_opt_table(L, idx, "tls")) return;
+    int t = lua_gettop(L);
+    stsl_check_options(L, t, "tls", known);
+    o->tls.enabled = 1;
+    o->tls.cafile = stsl_opt_string(L, t, "cafile", NULL);
+    o->tls.capath = stsl_opt_string(L, t, "capath", NULL);
+    o->tls.certfile = stsl_opt_string(L, t, "certfile", NULL);
+    o->tls.keyfile = stsl_opt_string(L, t, "keyfile", NULL);
+    o->tls.version = stsl_opt_string(L, t, "version", NULL);
+    o->tls.psk = stsl_opt_string(L, t, "psk", NULL);
+    o->tls.psk_identity = stsl_opt_string(L, t, "psk_identity", NULL);
+    o->tls.insecure = stsl_opt_boolean(L, t, "insecure", 0);
+    if (!o->tls.psk && !o->tls.cafile && !o->tls.capath)
+        luaL_error(L, "option 'tls' needs cafile or capath (or psk)");
+    if ((o->tls.certfile == NULL) != (o->tls.keyfile == NULL))
+        luaL_error(L, "option 'tls' needs both certfile and keyfile, or neither");
+    lua_pop(L, 1);
+}
+
+static void read_reconnect(lua_State *L, int idx, struct sts_mqtt_options *o)
+{
+    static const char *const known[] = { "min_delay", "max_delay", NULL };
+    o->reconnect = 1;
+    o->reconnect_min = 1;
+    o->reconnect_max = 30;
+    lua_getfield(L, idx, "reconnect");
+    if (lua_isboolean(L, -1)) {
+        o->reconnect = lua_toboolean(L, -1);
+    } else if (lua_istable(L, -1)) {
+        int r = lua_gettop(L);
+        stsl_check_options(L, r, "reconnect", known);
+        o->reconnect_min = stsl_opt_number(L, r, "min_delay", o->reconnect_min);
+        o->reconnect_max = stsl_opt_number(L, r, "max_delay", o->reconnect_max);
+        if (o->reconnect_min <= 0 || o->reconnect_max < o->reconnect_min)
+            luaL_error(L, "option 'reconnect' needs 0 < min_delay <= max_delay");
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "option 'reconnect' must be a boolean or a table, got %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+static void read_options(lua_State *L, int idx, struct sts_mqtt_options *o)
+{
+    static const char *const known[] = {
+        "host", "port", "client_id", "username", "password", "keepalive", "clean_session",
+        "protocol", "will", "tls", "reconnect", "timeout", "max_payload", NULL,
+    };
+    stsl_check_options(L, idx, "sts.connect", known);
+    memset(o, 0, sizeof *o);
+    o->host = stsl_opt_string(L, idx, "host", "localhost");
+    o->port = (int)stsl_opt_integer(L, idx, "port", 1883);
+    o->client_id = stsl_opt_string(L, idx, "client_id", NULL);
+    o->username = stsl_opt_string(L, idx, "username", NULL);
+    o->password = stsl_opt_string(L, idx, "password", NULL);
+    o->keepalive = (int)stsl_opt_integer(L, idx, "keepalive", 60);
+    o->clean_session = stsl_opt_boolean(L, idx, "clean_session", 1);
+    o->protocol = parse_protocol(L, idx);
+    o->timeout = stsl_opt_number(L, idx, "timeout", 10);
+    lua_Integer max_payload = stsl_opt_integer(L, idx, "max_payload", DEFAULT_MAX_PAYLOAD);
+    if (o->port < 1 || o->port > 65535) luaL_error(L, "option 'port' must be from 1 to 65535");
+    if (o->keepalive < 5 || o->keepalive > 65535) luaL_error(L, "option 'keepalive' must be from 5 to 65535 seconds");
+    if (o->timeout <= 0) luaL_error(L, "option 'timeout' must be positive");
+    if (max_payload < 0 || max_payload > MQTT_MAX_PAYLOAD)
+        luaL_error(L, "option 'max_payload' must be from 0 to %d", MQTT_MAX_PAYLOAD);
+    o->max_payload = (size_t)max_payload;
+    if (o->password && !o->username) luaL_error(L, "option 'password' needs 'username'");
+    if (!o->clean_session && !o->client_id)
+        luaL_error(L, "a persistent session (clean_session = false) needs a client_id");
+    read_will(L, idx, o);
+    read_tls(L, idx, o);
+    read_reconnect(L, idx, o);
+}
+
+static int l_connect(lua_State *L)
+{
+    struct sts_mqtt_options o;
+    char err[256];
+
+    lua_settop(L, 1);
+    if (lua_isnil(L, 1)) {
+        lua_newtable(L);
+        lua_replace(L, 1);
+    }
+    read_options(L, 1, &o);
+
+    struct lclient *c = lua_newuserdatauv(L, sizeof *c, 2); /* 2 */
+    c->m = NULL;
+    c->self_ref = LUA_NOREF;
+    c->protocol = o.protocol;
+    luaL_setmetatable(L, CLIENT_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, 2, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_setfield(L, -2, "on");
+    stsl_future_new(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "connecting");
+    lua_insert(L, -2);
+    lua_setiuservalue(L, 2, 2);            /* 3: the future */
+
+    struct sts_mqtt_handlers handlers = {
+        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message, .ud = c,
+    };
+    c->m = sts_mqtt_new(sts_loop_default(), &o, &handlers, err, sizeof err);
+    if (!c->m) return stsl_fail(L, "%s", err);
+    lua_pushvalue(L, 2);
+    c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* The future resolves to (client, msg) or (nil, reason); the layer below
+     * bounds the wait with its own timeout, this one is a safety net. */
+    return stsl_future_await(L, 3, o.timeout + 1);
+}
+
+/* --- client methods ------------------------------------------------------------ */
+
+static void close_client(lua_State *L, struct lclient *c)
+{
+    if (c->m) sts_mqtt_free(c->m);
+    c->m = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
+    c->self_ref = LUA_NOREF;
+}
+
+static int mqtt_fail(lua_State *L, const char *what, int rc)
+{
+    return stsl_fail(L, "%s: %s", what, mosquitto_strerror(rc));
+}
+
+static int check_qos(lua_State *L, int idx)
+{
+    lua_Integer qos = stsl_opt_integer(L, idx, "qos", 0);
+    if (qos < 0 || qos > 2) luaL_error(L, "option 'qos' must be 0, 1 or 2");
+    return (int)qos;
+}
+
+static int client_subscribe(lua_State *L)
+{
+    static const char *const known[] = { "qos", NULL };
+    struct lclient *c = check_client(L, 1);
+    const char *filter = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int qos = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        stsl_check_options(L, 4, "subscribe", known);
+        qos = check_qos(L, 4);
+    }
+    if (mosquitto_sub_topic_check(filter) != MOSQ_ERR_SUCCESS)
+        return stsl_fail(L, "subscribe: invalid topic filter '%s'", filter);
+    int rc = sts_mqtt_subscribe(c->m, filter, qos);
+    if (rc != MOSQ_ERR_SUCCESS) return mqtt_fail(L, "subscribe", rc);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, filter);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int client_unsubscribe(lua_State *L)
+{
+    struct lclient *c = check_client(L, 1);
+    const char *filter = luaL_checkstring(L, 2);
+    lua_getiuservalue(L, 1, 1);
+    if (lua_getfield(L, -1, filter) == LUA_TNIL) return stsl_fail(L, "unsubscribe: not subscribed to '%s'", filter);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setfield(L, -2, filter);
+    int rc = sts_mqtt_unsubscribe(c->m, filter);
+    if (rc != MOSQ_ERR_SUCCESS) return mqtt_fail(L, "unsubscribe", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Builds MQTT 5 PUBLISH properties from the options table at idx. */
+static int build_properties(lua_State *L, int idx, mosquitto_property **props)
+{
+    int rc = MOSQ_ERR_SUCCESS;
+    const char *s;
+    size_t len;
+
+    if ((s = stsl_opt_string(L, idx, "content_type", NULL)))
+        rc = mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, s);
+    if (rc == 0 && (s = stsl_opt_string(L, idx, "response_topic", NULL)))
+        rc = mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, s);
+    if (rc == 0 && lua_getfield(L, idx, "correlation_data") == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, &len);
+        rc = len > 65535 ? MOSQ_ERR_INVAL : mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, s, (uint16_t)len);
+    }
+    lua_pop(L, 1);
+    lua_Integer expiry = stsl_opt_integer(L, idx, "message_expiry", -1);
+    if (rc == 0 && expiry >= 0)
+        rc = mosquitto_property_add_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, (uint32_t)expiry);
+    if (rc == 0 && stsl_opt_table(L, idx, "user_properties")) {
+        /* Either a map {name = value} or a list of {name, value} pairs. */
+        int t = lua_gettop(L);
+        lua_pushnil(L);
+        while (rc == 0 && lua_next(L, t)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, lua_tostring(L, -2), lua_tostring(L, -1));
+            } else if (lua_istable(L, -1)) {
+                lua_rawgeti(L, -1, 1);
+                lua_rawgeti(L, -2, 2);
+                if (!lua_isstring(L, -2) || !lua_isstring(L, -1)) luaL_error(L, "user_properties entries must be strings");
+                rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, lua_tostring(L, -2), lua_tostring(L, -1));
+                lua_pop(L, 2);
+            } else {
+                luaL_error(L, "user_properties must map names to strings or list {name, value} pairs");
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
+static int client_publish(lua_State *L)
+{
+    static const char *const known[] = {
+        "qos", "retain", "content_type", "response_topic", "correlation_data",
+        "message_expiry", "user_properties", NULL,
+    };
+    static const char *const v5_only[] = {
+        "content_type", "response_topic", "correlation_data", "message_expiry", "user_properties", NULL,
+    };
+    struct lclient *c = check_client(L, 1);
+    const char *topic = luaL_checkstring(L, 2);
+    size_t len;
+    const char *payload = luaL_checklstring(L, 3, &len);
+    int qos = 0, retain = 0;
+    mosquitto_property *props = NULL;
+
+    if (!lua_isnoneornil(L, 4)) {
+        stsl_check_options(L, 4, "publish", known);
+        qos = check_qos(L, 4);
+        retain = stsl_opt_boolean(L, 4, "retain", 0);
+        for (int i = 0; v5_only[i]; i++) {
+            if (lua_getfield(L, 4, v5_only[i]) != LUA_TNIL && c->protocol != MQTT_PROTOCOL_V5)
+                luaL_error(L, "publish: option '%s' needs protocol = \"5\"", v5_only[i]);
+            lua_pop(L, 1);
+        }
+        if (c->protocol == MQTT_PROTOCOL_V5 && build_properties(L, 4, &props) != MOSQ_ERR_SUCCESS) {
+            mosquitto_property_free_all(&props);
+            return stsl_fail(L, "publish: invalid MQTT 5 properties");
+        }
+    }
+    if (mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS) {
+        mosquitto_property_free_all(&props);
+        return stsl_fail(L, "publish: invalid topic '%s'", topic);
+    }
+    int rc = sts_mqtt_publish(c->m, topic, payload, len, qos, retain, props);
+    mosquitto_property_free_all(&props);
+    if (rc == MOSQ_ERR_PAYLOAD_SIZE) return stsl_fail(L, "publish: payload of %d bytes is over max_payload", (int)len);
+    if (rc != MOSQ_ERR_SUCCESS) return mqtt_fail(L, "publish", rc);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int client_on(lua_State *L)
+{
+    static const char *const events[] = { "connect", "disconnect", "error", NULL };
+    check_client(L, 1);
+    int e = luaL_checkoption(L, 2, NULL, events);
+    if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, 2);
+    lua_getfield(L, -1, "on");
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, events[e]);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int client_disconnect(lua_State *L)
+{
+    struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
+    close_client(L, c);
+    return 0;
+}
+
+static int client_connected(lua_State *L)
+{
+    struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
+    lua_pushboolean(L, c->m && sts_mqtt_state(c->m) == STS_MQTT_CONNECTED);
+    return 1;
+}
+
+static int client_id(lua_State *L)
+{
+    lua_pushstring(L, sts_mqtt_client_id(check_client(L, 1)->m));
+    return 1;
+}
+
+static int client_stats(lua_State *L)
+{
+    const struct sts_mqtt_stats *s = sts_mqtt_stats(check_client(L, 1)->m);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)s->connects);
+    lua_setfield(L, -2, "connects");
+    lua_pushinteger(L, (lua_Integer)s->disconnects);
+    lua_setfield(L, -2, "disconnects");
+    lua_pushinteger(L, (lua_Integer)s->messages_in);
+    lua_setfield(L, -2, "messages_in");
+    lua_pushinteger(L, (lua_Integer)s->messages_out);
+    lua_setfield(L, -2, "messages_out");
+    lua_pushinteger(L, (lua_Integer)s->oversize_in);
+    lua_setfield(L, -2, "oversize_in");
+    return 1;
+}
+
+static int client_tostring(lua_State *L)
+{
+    struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
+    if (c->m) lua_pushfstring(L, "sts.client (%s)", sts_mqtt_client_id(c->m));
+    else lua_pushliteral(L, "sts.client (closed)");
+    return 1;
+}
+
+void stsl_open_mqtt(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "subscribe", client_subscribe }, { "unsubscribe", client_unsubscribe },
+        { "publish", client_publish }, { "on", client_on }, { "disconnect", client_disconnect },
+        { "close", client_disconnect }, { "connected", client_connected }, { "id", client_id },
+        { "stats", client_stats }, { NULL, NULL },
+    };
+    static const luaL_Reg meta[] = {
+        { "__gc", client_disconnect }, { "__close", client_disconnect },
+        { "__tostring", client_tostring }, { NULL, NULL },
+    };
+    luaL_newmetatable(L, CLIENT_MT);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_connect);
+    lua_setfield(L, -2, "connect");
+}

@@ -1,0 +1,28 @@
+/* luaopen_sts: the `sts` module, assembled from the binding files. The same
+ * code is linked into the sts-lua host and built as sts.so for plain lua5.4. */
+#include "lua/internal.h"
+
+#include <stdarg.h>
+
+int luaopen_sts(lua_State *L);
+
+int stsl_fail(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    lua_pushnil(L);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return 2;
+}
+
+int luaopen_sts(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, STS_VERSION_STRING);
+    lua_setfield(L, -2, "version");
+    stsl_open_log(L);
+    stsl_open_loop(L);
+    stsl_open_mqtt(L);
+    return 1;
+}

@@ -1,0 +1,438 @@
+#include "mqtt/client.h"
+#include "crypto/random.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+struct subscription {
+    char *filter;
+    int qos;
+};
+
+struct sts_mqtt {
+    struct sts_source src;        /* first: the loop hands us back this pointer */
+    struct sts_loop *loop;
+    struct mosquitto *mosq;
+    struct sts_mqtt_handlers handlers;
+    enum sts_mqtt_state state;
+    char *host, *client_id;
+    int port, keepalive;
+    double timeout, reconnect_min, reconnect_max, backoff;
+    int reconnect;
+    size_t max_payload;
+    int connected_once, attempted;
+
+    struct sts_timer tick;        /* keepalive bookkeeping and attempt timeout */
+    struct sts_timer retry;       /* the next reconnect attempt */
+    double attempt_deadline;
+
+    struct subscription *subs;
+    size_t nsubs;
+
+    int busy;                     /* inside libmosquitto calls that run our callbacks */
+    int doomed;                   /* freed while busy: free when it unwinds */
+    struct sts_mqtt_stats stats;
+};
+
+static int lib_ready;
+
+/* --- subscriptions we restore after a reconnect -------------------------- */
+
+static struct subscription *find_sub(struct sts_mqtt *m, const char *filter)
+{
+    for (size_t i = 0; i < m->nsubs; i++)
+        if (strcmp(m->subs[i].filter, filter) == 0) return &m->subs[i];
+    return NULL;
+}
+
+static int remember_sub(struct sts_mqtt *m, const char *filter, int qos)
+{
+    struct subscription *sub = find_sub(m, filter);
+    if (sub) {
+        sub->qos = qos;
+        return MOSQ_ERR_SUCCESS;
+    }
+    sub = realloc(m->subs, (m->nsubs + 1) * sizeof *sub);
+    if (!sub) return MOSQ_ERR_NOMEM;
+    m->subs = sub;
+    m->subs[m->nsubs].filter = strdup(filter);
+    if (!m->subs[m->nsubs].filter) return MOSQ_ERR_NOMEM;
+    m->subs[m->nsubs++].qos = qos;
+    return MOSQ_ERR_SUCCESS;
+}
+
+static void forget_sub(struct sts_mqtt *m, const char *filter)
+{
+    struct subscription *sub = find_sub(m, filter);
+    if (!sub) return;
+    free(sub->filter);
+    *sub = m->subs[--m->nsubs];
+}
+
+static void resubscribe(struct sts_mqtt *m)
+{
+    for (size_t i = 0; i < m->nsubs; i++) {
+        int rc = mosquitto_subscribe(m->mosq, NULL, m->subs[i].filter, m->subs[i].qos);
+        if (rc != MOSQ_ERR_SUCCESS)
+            sts_warn("mqtt %s: resubscribing to '%s' failed: %s", m->client_id,
+                     m->subs[i].filter, mosquitto_strerror(rc));
+    }
+}
+
+/* --- connection life cycle ------------------------------------------------ */
+
+static void schedule_reconnect(struct sts_mqtt *m)
+{
+    m->state = STS_MQTT_WAITING;
+    sts_timer_start(m->loop, &m->retry, m->backoff, 0);
+    sts_info("mqtt %s: reconnecting to %s:%d in %.1f s", m->client_id, m->host, m->port, m->backoff);
+    m->backoff *= 2;
+    if (m->backoff > m->reconnect_max) m->backoff = m->reconnect_max;
+}
+
+/* The connection is gone (or never came): tell the user, then retry if we
+ * have been connected before and are allowed to. The first connect fails
+ * for good, so that sts.connect can report a dead broker. */
+static void connection_lost(struct sts_mqtt *m, int rc, const char *reason)
+{
+    int was_connected = m->state == STS_MQTT_CONNECTED;
+    int retry = rc != MOSQ_ERR_SUCCESS && m->reconnect && m->connected_once && !m->doomed;
+
+    if (m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return;
+    if (retry) schedule_reconnect(m);
+    else m->state = STS_MQTT_CLOSED;
+    if (was_connected) {
+        m->stats.disconnects++;
+        if (m->handlers.on_disconnect) m->handlers.on_disconnect(m->handlers.ud, rc, retry, reason);
+    } else if (m->handlers.on_connect) {
+        m->handlers.on_connect(m->handlers.ud, rc ? rc : MOSQ_ERR_NO_CONN, 0, reason);
+    }
+}
+
+static void begin_attempt(struct sts_mqtt *m, int first)
+{
+    int rc = first ? mosquitto_connect_bind_async(m->mosq, m->host, m->port, m->keepalive, NULL)
+                   : mosquitto_reconnect_async(m->mosq);
+    m->state = STS_MQTT_CONNECTING;
+    m->attempt_deadline = sts_now() + m->timeout;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+        sts_debug("mqtt %s: connect to %s:%d failed: %s", m->client_id, m->host, m->port, why);
+        connection_lost(m, rc, why);
+    }
+}
+
+static void on_retry(struct sts_timer *t, void *ud)
+{
+    struct sts_mqtt *m = ud;
+    (void)t;
+    begin_attempt(m, !m->attempted++);
+}
+
+static void destroy(struct sts_mqtt *m);
+
+/* Leaves a stretch in which libmosquitto may call us back; a free asked for
+ * in there happens now. Returns 0 if m is gone. */
+static int unbusy(struct sts_mqtt *m)
+{
+    if (--m->busy == 0 && m->doomed) {
+        destroy(m);
+        return 0;
+    }
+    return 1;
+}
+
+static void on_tick(struct sts_timer *t, void *ud)
+{
+    struct sts_mqtt *m = ud;
+    (void)t;
+    if (m->state == STS_MQTT_CONNECTING && sts_now() >= m->attempt_deadline) {
+        mosquitto_disconnect(m->mosq);
+        connection_lost(m, MOSQ_ERR_TIMEOUT, "connect timed out");
+        return;
+    }
+    if (m->state == STS_MQTT_CONNECTED) {
+        m->busy++;
+        mosquitto_loop_misc(m->mosq); /* PINGREQ and keepalive checks */
+        unbusy(m);
+    }
+}
+
+/* --- libmosquitto callbacks (run inside mosquitto_loop_* calls) ----------- */
+
+static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags, const mosquitto_property *props)
+{
+    struct sts_mqtt *m = ud;
+    (void)mosq;
+    (void)props;
+    if (rc != 0) {
+        /* Refused by the broker (bad credentials, ...): retrying will not help. */
+        const char *reason = rc < 6 ? mosquitto_connack_string(rc) : mosquitto_reason_string(rc);
+        m->reconnect = 0;
+        connection_lost(m, MOSQ_ERR_CONN_REFUSED, reason);
+        return;
+    }
+    m->state = STS_MQTT_CONNECTED;
+    m->connected_once = 1;
+    m->backoff = m->reconnect_min;
+    m->stats.connects++;
+    sts_debug("mqtt %s: connected to %s:%d", m->client_id, m->host, m->port);
+    resubscribe(m);
+    if (m->handlers.on_connect) m->handlers.on_connect(m->handlers.ud, 0, flags & 1, NULL);
+}
+
+static void cb_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
+{
+    struct sts_mqtt *m = ud;
+    (void)mosq;
+    (void)props;
+    connection_lost(m, rc, rc ? "connection lost" : "disconnected");
+}
+
+static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    struct sts_mqtt *m = ud;
+    (void)mosq;
+    if ((size_t)msg->payloadlen > m->max_payload) {
+        m->stats.oversize_in++;
+        sts_warn("mqtt %s: dropped a %d-byte message on '%s': over max_payload (%zu)",
+                 m->client_id, msg->payloadlen, msg->topic, m->max_payload);
+        return;
+    }
+    m->stats.messages_in++;
+    struct sts_mqtt_message out = {
+        .topic = msg->topic, .payload = msg->payload, .len = (size_t)msg->payloadlen,
+        .qos = msg->qos, .retain = msg->retain, .props = props,
+    };
+    if (m->handlers.on_message) m->handlers.on_message(m->handlers.ud, &out);
+}
+
+/* --- the loop source ------------------------------------------------------- */
+
+static int source_prepare(struct sts_source *src, short *events)
+{
+    struct sts_mqtt *m = (struct sts_mqtt *)src;
+    int fd = mosquitto_socket(m->mosq);
+    if (fd < 0 || m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return -1;
+    *events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0);
+    return fd;
+}
+
+/* Reads every packet already buffered in the socket, not just one, so a
+ * burst costs one poll() rather than one per message. */
+static void read_available(struct sts_mqtt *m)
+{
+    for (int i = 0; i < 4096; i++) {
+        int pending = 0;
+        if (mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS) return;
+        int fd = mosquitto_socket(m->mosq);
+        if (fd < 0 || m->doomed || ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) return;
+    }
+}
+
+static void source_dispatch(struct sts_source *src, short revents)
+{
+    struct sts_mqtt *m = (struct sts_mqtt *)src;
+
+    m->busy++;
+    if (revents & (POLLIN | POLLHUP | POLLERR)) read_available(m);
+    if ((revents & POLLOUT) && !m->doomed && mosquitto_socket(m->mosq) >= 0)
+        mosquitto_loop_write(m->mosq, 1);
+    unbusy(m);
+}
+
+/* --- public API ------------------------------------------------------------ */
+
+static int configure_tls(struct sts_mqtt *m, const struct sts_mqtt_options *o, char *err, size_t errlen)
+{
+    int rc;
+    if (o->tls.psk) {
+        rc = mosquitto_tls_psk_set(m->mosq, o->tls.psk, o->tls.psk_identity ? o->tls.psk_identity : m->client_id, NULL);
+    } else {
+        rc = mosquitto_tls_set(m->mosq, o->tls.cafile, o->tls.capath, o->tls.certfile, o->tls.keyfile, NULL);
+    }
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_opts_set(m->mosq, 1, o->tls.version, NULL);
+    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_tls_insecure_set(m->mosq, o->tls.insecure != 0);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "tls: %s", rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        return rc;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static char *generated_client_id(void)
+{
+    uint8_t raw[6];
+    char hex[13];
+    char *id = malloc(sizeof "sts-" + sizeof hex);
+    if (!id || sts_random(raw, sizeof raw) != 0) {
+        free(id);
+        return NULL;
+    }
+    sts_hex_encode(hex, raw, sizeof raw);
+    sprintf(id, "sts-%s", hex);
+    return id;
+}
+
+static int configure(struct sts_mqtt *m, const struct sts_mqtt_options *o, char *err, size_t errlen)
+{
+    int rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, o->protocol);
+    if (rc == MOSQ_ERR_SUCCESS && o->username)
+        rc = mosquitto_username_pw_set(m->mosq, o->username, o->password);
+    if (rc == MOSQ_ERR_SUCCESS && o->will.topic)
+        rc = mosquitto_will_set(m->mosq, o->will.topic, (int)o->will.len, o->will.payload,
+                                o->will.qos, o->will.retain != 0);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "%s", mosquitto_strerror(rc));
+        return rc;
+    }
+    if (o->tls.enabled && configure_tls(m, o, err, errlen) != MOSQ_ERR_SUCCESS) return MOSQ_ERR_TLS;
+    mosquitto_connect_v5_callback_set(m->mosq, cb_connect);
+    mosquitto_disconnect_v5_callback_set(m->mosq, cb_disconnect);
+    mosquitto_message_v5_callback_set(m->mosq, cb_message);
+    return MOSQ_ERR_SUCCESS;
+}
+
+struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_options *o,
+                              const struct sts_mqtt_handlers *handlers, char *err, size_t errlen)
+{
+    if (!lib_ready) {
+        mosquitto_lib_init();
+        lib_ready = 1;
+    }
+    struct sts_mqtt *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->loop = loop;
+    m->handlers = *handlers;
+    m->host = strdup(o->host);
+    m->client_id = o->client_id ? strdup(o->client_id) : generated_client_id();
+    m->port = o->port;
+    m->keepalive = o->keepalive;
+    m->timeout = o->timeout;
+    m->reconnect = o->reconnect;
+    m->reconnect_min = m->backoff = o->reconnect_min;
+    m->reconnect_max = o->reconnect_max;
+    m->max_payload = o->max_payload;
+    m->state = STS_MQTT_CLOSED;
+    sts_timer_init(&m->tick, on_tick, m);
+    sts_timer_init(&m->retry, on_retry, m);
+    if (!m->host || !m->client_id) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    m->mosq = mosquitto_new(m->client_id, o->clean_session != 0, m);
+    if (!m->mosq) {
+        snprintf(err, errlen, "mosquitto_new: %s", strerror(errno));
+        goto fail;
+    }
+    if (configure(m, o, err, errlen) != MOSQ_ERR_SUCCESS) goto fail;
+
+    m->src.prepare = source_prepare;
+    m->src.dispatch = source_dispatch;
+    sts_loop_add_source(loop, &m->src);
+    sts_timer_start(loop, &m->tick, 0.25, 0.25);
+    /* The first attempt starts from the loop, so that no handler runs
+     * before the caller has the client in hand. */
+    sts_timer_start(loop, &m->retry, 0, 0);
+    m->state = STS_MQTT_CONNECTING;
+    m->attempt_deadline = sts_now() + m->timeout;
+    return m;
+fail:
+    if (m->mosq) mosquitto_destroy(m->mosq);
+    free(m->host);
+    free(m->client_id);
+    free(m);
+    return NULL;
+}
+
+int sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos)
+{
+    if (mosquitto_sub_topic_check(filter) != MOSQ_ERR_SUCCESS) return MOSQ_ERR_INVAL;
+    int rc = remember_sub(m, filter, qos);
+    if (rc != MOSQ_ERR_SUCCESS || m->state != STS_MQTT_CONNECTED) return rc;
+    return mosquitto_subscribe(m->mosq, NULL, filter, qos);
+}
+
+int sts_mqtt_unsubscribe(struct sts_mqtt *m, const char *filter)
+{
+    forget_sub(m, filter);
+    if (m->state != STS_MQTT_CONNECTED) return MOSQ_ERR_SUCCESS;
+    return mosquitto_unsubscribe(m->mosq, NULL, filter);
+}
+
+int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload, size_t len,
+                     int qos, int retain, const mosquitto_property *props)
+{
+    if (len > m->max_payload) return MOSQ_ERR_PAYLOAD_SIZE;
+    if (m->state == STS_MQTT_CLOSED) return MOSQ_ERR_NO_CONN;
+    if (m->state != STS_MQTT_CONNECTED && qos == 0) return MOSQ_ERR_NO_CONN;
+    int rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)len, payload, qos, retain != 0, props);
+    /* QoS > 0 messages are already in libmosquitto's session store, which
+     * resends them after the reconnect: not connected is not a failure. */
+    if (rc == MOSQ_ERR_NO_CONN && qos > 0) rc = MOSQ_ERR_SUCCESS;
+    if (rc == MOSQ_ERR_SUCCESS) m->stats.messages_out++;
+    return rc;
+}
+
+void sts_mqtt_disconnect(struct sts_mqtt *m)
+{
+    if (m->state == STS_MQTT_CLOSED) return;
+    sts_timer_stop(m->loop, &m->retry);
+    m->reconnect = 0;
+    m->busy++;
+    if (m->state == STS_MQTT_CONNECTED) {
+        /* Flush what is queued, then say goodbye. */
+        mosquitto_loop_write(m->mosq, 1);
+        mosquitto_disconnect(m->mosq);
+        mosquitto_loop_write(m->mosq, 1);
+    } else {
+        mosquitto_disconnect(m->mosq);
+    }
+    if (!unbusy(m)) return;
+    connection_lost(m, MOSQ_ERR_SUCCESS, "disconnected");
+}
+
+static void destroy(struct sts_mqtt *m)
+{
+    sts_loop_remove_source(m->loop, &m->src);
+    sts_timer_stop(m->loop, &m->tick);
+    sts_timer_stop(m->loop, &m->retry);
+    mosquitto_destroy(m->mosq);
+    for (size_t i = 0; i < m->nsubs; i++) free(m->subs[i].filter);
+    free(m->subs);
+    free(m->host);
+    free(m->client_id);
+    free(m);
+}
+
+void sts_mqtt_free(struct sts_mqtt *m)
+{
+    if (!m || m->doomed) return;
+    m->handlers.on_connect = NULL;
+    m->handlers.on_disconnect = NULL;
+    m->handlers.on_message = NULL;
+    sts_mqtt_disconnect(m);
+    m->doomed = 1;
+    if (m->busy == 0) destroy(m);
+}
+
+enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m) { return m->state; }
+const char *sts_mqtt_client_id(const struct sts_mqtt *m) { return m->client_id; }
+const struct sts_mqtt_stats *sts_mqtt_stats(const struct sts_mqtt *m) { return &m->stats; }
+
+int sts_mqtt_topic_matches(const char *filter, const char *topic)
+{
+    bool result = false;
+    return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
+}

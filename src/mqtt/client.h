@@ -1,0 +1,97 @@
+/* An MQTT client over libmosquitto, driven by the event loop: its socket is
+ * a loop source (never libmosquitto's own thread), connects are asynchronous
+ * and bounded by a timeout, and a lost connection is re-established with
+ * exponential backoff, restoring subscriptions.
+ *
+ * Errors are libmosquitto's MOSQ_ERR_* codes (mosquitto_strerror). */
+#ifndef STS_MQTT_CLIENT_H
+#define STS_MQTT_CLIENT_H
+
+#include "loop/loop.h"
+
+#include <mosquitto.h>
+#include <stddef.h>
+
+struct sts_mqtt;
+
+struct sts_mqtt_options {
+    const char *host;
+    int port;
+    const char *client_id;
+    const char *username, *password;
+    int keepalive;          /* seconds */
+    int clean_session;
+    int protocol;           /* MQTT_PROTOCOL_V31, _V311 or _V5 */
+    double timeout;         /* seconds for each connect attempt */
+    int reconnect;          /* re-establish lost connections */
+    double reconnect_min, reconnect_max;
+    size_t max_payload;     /* larger publishes and messages are refused */
+    struct {
+        const char *topic;
+        const void *payload;
+        size_t len;
+        int qos, retain;
+    } will;                 /* topic NULL: none */
+    struct {
+        int enabled;
+        const char *cafile, *capath, *certfile, *keyfile, *version;
+        const char *psk, *psk_identity;
+        int insecure;
+    } tls;
+};
+
+struct sts_mqtt_message {
+    const char *topic;
+    const void *payload;
+    size_t len;
+    int qos, retain;
+    const mosquitto_property *props;
+};
+
+struct sts_mqtt_handlers {
+    /* rc 0: connected (session_present says whether the broker kept our
+     * session); otherwise the attempt failed, reason says why. */
+    void (*on_connect)(void *ud, int rc, int session_present, const char *reason);
+    /* The connection is gone: rc 0 when we asked for it. `reconnecting`
+     * tells whether another attempt is scheduled. */
+    void (*on_disconnect)(void *ud, int rc, int reconnecting, const char *reason);
+    void (*on_message)(void *ud, const struct sts_mqtt_message *msg);
+    void *ud;
+};
+
+enum sts_mqtt_state {
+    STS_MQTT_CONNECTING,    /* TCP/TLS/CONNECT in progress */
+    STS_MQTT_CONNECTED,
+    STS_MQTT_WAITING,       /* lost; a reconnect is scheduled */
+    STS_MQTT_CLOSED         /* disconnected for good */
+};
+
+struct sts_mqtt_stats {
+    unsigned long connects, disconnects, messages_in, messages_out, oversize_in;
+};
+
+/* Creates the client and starts connecting. On failure returns NULL with a
+ * message in err. */
+struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_options *opts,
+                              const struct sts_mqtt_handlers *handlers, char *err, size_t errlen);
+
+int sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos);
+int sts_mqtt_unsubscribe(struct sts_mqtt *m, const char *filter);
+/* QoS 1 and 2 messages published while the connection is down are kept and
+ * sent once it is back; QoS 0 ones are refused with MOSQ_ERR_NO_CONN. */
+int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload, size_t len,
+                     int qos, int retain, const mosquitto_property *props);
+
+/* Ends the connection for good (DISCONNECT is sent if connected). */
+void sts_mqtt_disconnect(struct sts_mqtt *m);
+/* Disconnects and frees; safe from inside this client's handlers (the free
+ * then happens when they return). */
+void sts_mqtt_free(struct sts_mqtt *m);
+
+enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m);
+const char *sts_mqtt_client_id(const struct sts_mqtt *m);
+const struct sts_mqtt_stats *sts_mqtt_stats(const struct sts_mqtt *m);
+/* Does `topic` match subscription `filter` (with + and #)? */
+int sts_mqtt_topic_matches(const char *filter, const char *topic);
+
+#endif
