@@ -107,8 +107,11 @@ function Process:exit_code()
   return s and tonumber(s)
 end
 
+--- True while the process runs (a zombie counts as ended).
 function Process:alive()
-  return self:exit_code() == nil
+  if self:exit_code() then return false end
+  local stat = read_file("/proc/" .. self.pid .. "/stat")
+  return stat ~= nil and not stat:match("^%d+ %b() Z")
 end
 
 --- Waits until the output matches `pattern` (a Lua pattern); returns the
@@ -117,14 +120,17 @@ function Process:wait_for(pattern, timeout)
   return test.wait_until(function() return self:output():match(pattern) end, timeout or 10)
 end
 
+--- Waits for the process to end; returns its exit code (true if unknown,
+-- as for an exec'd command) or nil on timeout.
 function Process:wait(timeout)
-  return test.wait_until(function() return self:exit_code() end, timeout or 10)
+  return test.wait_until(function() return not self:alive() and (self:exit_code() or true) end, timeout or 10)
 end
 
+--- Signals the whole process group (default TERM), then KILL if it lingers.
 function Process:kill(signal)
   if self:alive() then
-    os.execute(string.format("kill -%s -- -%d 2>/dev/null", signal or "TERM", self.pid))
-    if not self:wait(5) then os.execute(string.format("kill -KILL -- -%d 2>/dev/null", self.pid)) end
+    os.execute(string.format("kill -%s -%d 2>/dev/null", signal or "TERM", self.pid))
+    if not self:wait(5) then os.execute(string.format("kill -KILL -%d 2>/dev/null", self.pid)) end
   end
 end
 
@@ -153,8 +159,18 @@ end
 local Broker = {}
 Broker.__index = Broker
 
+local function current_user()
+  local p = io.popen("id -un")
+  local name = p:read("l")
+  p:close()
+  return name
+end
+
 local function broker_config(b)
   local lines = {
+    -- Run as whoever runs the tests: as root, mosquitto would otherwise drop
+    -- to a user that cannot read the files made here.
+    "user " .. current_user(),
     "listener " .. b.port .. " 127.0.0.1",
     "allow_anonymous " .. (b.users and "false" or "true"),
     "persistence true",

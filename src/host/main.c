@@ -330,6 +330,9 @@ static int pmain(lua_State *L)
 
 int main(int argc, char **argv)
 {
+    /* Line-buffered even into a file or pipe: a long-running script's output
+     * should show up as it happens, not when a buffer fills. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "%s: cannot create state: not enough memory\n", argv[0]);

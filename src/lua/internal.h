@@ -12,6 +12,7 @@
 void stsl_open_loop(lua_State *L);
 void stsl_open_log(lua_State *L);
 void stsl_open_mqtt(lua_State *L);
+void stsl_open_noise(lua_State *L);
 
 /* The main Lua thread, where every callback from the loop runs. */
 lua_State *stsl_main(void);

@@ -315,7 +315,7 @@ int stsl_future_await(lua_State *L, int idx, double timeout)
         return await_in_task(L, idx, timeout);
     }
     if (sts_loop_dispatching(loop()))
-        return luaL_error(L, "cannot wait inside a handler: run the waiting code in sts.task(fn)");
+        return luaL_error(L, "cannot wait inside a handler; use sts.task(fn) to run code that waits");
     return await_in_main(L, idx, timeout);
 }
 

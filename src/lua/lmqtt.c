@@ -17,10 +17,16 @@
 #define CLIENT_MT "sts.client"
 #define DEFAULT_MAX_PAYLOAD (1024 * 1024)
 
+#define MAX_UNCLAIMED 10000
+#define CLAIM_WINDOW 10.0   /* seconds after a connect in which the backlog is kept */
+
 struct lclient {
     struct sts_mqtt *m;
     int self_ref;     /* LUA_NOREF once closed */
     int protocol;
+    struct sts_timer claim;   /* delivers kept messages after a subscribe */
+    unsigned long unclaimed_dropped;
+    double connected_at;
 };
 
 static struct lclient *check_client(lua_State *L, int idx)
@@ -58,6 +64,7 @@ static void on_connect(void *ud, int rc, int session_present, const char *reason
     lua_State *L = stsl_main();
     struct lclient *c = ud;
     if (!push_client(L, c)) return;
+    if (rc == 0) c->connected_at = sts_now();
     int idx = lua_gettop(L);
     lua_getiuservalue(L, idx, 2);
     int pending = lua_getfield(L, -1, "connecting") != LUA_TNIL;
@@ -141,41 +148,108 @@ static void push_properties(lua_State *L, const mosquitto_property *props)
     lua_setfield(L, -2, "user_properties");
 }
 
+/* Calls every handler whose filter matches the message (topic, payload,
+ * info) on top of the stack, for the client at `client`; pops the message.
+ * Returns how many handlers it called. */
+static int dispatch(lua_State *L, int client)
+{
+    int msg = lua_gettop(L) - 2;
+    const char *topic = lua_tostring(L, msg);
+
+    /* Collect the matching handlers first: a handler may (un)subscribe. */
+    lua_getiuservalue(L, client, 1);   /* filter -> handler */
+    lua_newtable(L);                   /* the handlers to call */
+    int matches = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, matches - 1)) {
+        if (sts_mqtt_topic_matches(lua_tostring(L, -2), topic)) lua_rawseti(L, matches, ++n);
+        else lua_pop(L, 1);
+    }
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, matches, i);
+        for (int arg = msg; arg < msg + 3; arg++) lua_pushvalue(L, arg);
+        stsl_pcall(L, 3, 0, "message handler");
+    }
+    lua_settop(L, msg - 1);
+    return n;
+}
+
+/* A message no handler wants yet (a persistent session's backlog arrives
+ * right after CONNACK, before the script has subscribed again) waits here
+ * until a subscription claims it, if it came within CLAIM_WINDOW of the
+ * connect and the backlog is not full; otherwise it is dropped with a warning
+ * and counted. */
+static void keep_unclaimed(lua_State *L, struct lclient *c, int client)
+{
+    int msg = lua_gettop(L) - 2;
+    lua_getiuservalue(L, client, 2);
+    lua_getfield(L, -1, "unclaimed");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n >= MAX_UNCLAIMED || sts_now() - c->connected_at > CLAIM_WINDOW) {
+        c->unclaimed_dropped++;
+        sts_warn("mqtt %s: dropped a message on '%s' that no handler takes",
+                 sts_mqtt_client_id(c->m), lua_tostring(L, msg));
+    } else {
+        lua_createtable(L, 3, 0);
+        for (int i = 0; i < 3; i++) {
+            lua_pushvalue(L, msg + i);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_rawseti(L, -2, n + 1);
+    }
+    lua_settop(L, msg - 1);
+}
+
 static void on_message(void *ud, const struct sts_mqtt_message *msg)
 {
     lua_State *L = stsl_main();
     struct lclient *c = ud;
     if (!push_client(L, c)) return;
-    int top = lua_gettop(L);
+    int client = lua_gettop(L);
 
-    /* Collect the matching handlers first: a handler may (un)subscribe. */
-    lua_getiuservalue(L, top, 1);   /* top+1: filter -> handler */
-    lua_newtable(L);                /* top+2: the handlers to call */
-    int nhandlers = 0;
-    lua_pushnil(L);
-    while (lua_next(L, top + 1)) {
-        if (sts_mqtt_topic_matches(lua_tostring(L, -2), msg->topic)) lua_rawseti(L, top + 2, ++nhandlers);
-        else lua_pop(L, 1);
+    lua_pushstring(L, msg->topic);
+    lua_pushlstring(L, msg->payload, msg->len);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, msg->qos);
+    lua_setfield(L, -2, "qos");
+    lua_pushboolean(L, msg->retain);
+    lua_setfield(L, -2, "retain");
+    if (c->protocol == MQTT_PROTOCOL_V5) {
+        push_properties(L, msg->props);
+        lua_setfield(L, -2, "properties");
     }
-    if (nhandlers > 0) {
-        lua_pushstring(L, msg->topic);              /* top+3 */
-        lua_pushlstring(L, msg->payload, msg->len); /* top+4 */
-        lua_createtable(L, 0, 3);                   /* top+5: info */
-        lua_pushinteger(L, msg->qos);
-        lua_setfield(L, -2, "qos");
-        lua_pushboolean(L, msg->retain);
-        lua_setfield(L, -2, "retain");
-        if (c->protocol == MQTT_PROTOCOL_V5) {
-            push_properties(L, msg->props);
-            lua_setfield(L, -2, "properties");
-        }
-        for (int i = 1; i <= nhandlers; i++) {
-            lua_rawgeti(L, top + 2, i);
-            for (int arg = top + 3; arg <= top + 5; arg++) lua_pushvalue(L, arg);
-            stsl_pcall(L, 3, 0, "message handler");
-        }
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    if (dispatch(L, client) == 0) keep_unclaimed(L, c, client);
+    lua_settop(L, client - 1);
+}
+
+/* After a subscribe: hands the kept messages to the handlers that now want
+ * them, from the loop rather than inside the subscribe call. */
+static void deliver_unclaimed(struct sts_timer *t, void *ud)
+{
+    lua_State *L = stsl_main();
+    struct lclient *c = ud;
+    (void)t;
+    if (!push_client(L, c)) return;
+    int client = lua_gettop(L);
+    lua_getiuservalue(L, client, 2);
+    lua_getfield(L, -1, "unclaimed");
+    lua_newtable(L);
+    lua_setfield(L, -3, "unclaimed"); /* what is still unwanted goes back in order */
+    int kept = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, kept);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, kept, i);
+        for (int f = 1; f <= 3; f++) lua_rawgeti(L, -f, f);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        if (dispatch(L, client) == 0) keep_unclaimed(L, c, client);
+        lua_settop(L, kept);
     }
-    lua_settop(L, top - 1);
+    lua_settop(L, client - 1);
 }
 
 /* --- sts.connect ------------------------------------------------------------- */
@@ -302,12 +376,17 @@ static int l_connect(lua_State *L)
     c->m = NULL;
     c->self_ref = LUA_NOREF;
     c->protocol = o.protocol;
+    c->unclaimed_dropped = 0;
+    c->connected_at = 0;
+    sts_timer_init(&c->claim, deliver_unclaimed, c);
     luaL_setmetatable(L, CLIENT_MT);
     lua_newtable(L);
     lua_setiuservalue(L, 2, 1);
     lua_newtable(L);
     lua_newtable(L);
     lua_setfield(L, -2, "on");
+    lua_newtable(L);
+    lua_setfield(L, -2, "unclaimed");
     stsl_future_new(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "connecting");
@@ -330,6 +409,7 @@ static int l_connect(lua_State *L)
 
 static void close_client(lua_State *L, struct lclient *c)
 {
+    sts_timer_stop(sts_loop_default(), &c->claim);
     if (c->m) sts_mqtt_free(c->m);
     c->m = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
@@ -366,6 +446,9 @@ static int client_subscribe(lua_State *L)
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, filter);
+    lua_getiuservalue(L, 1, 2);
+    lua_getfield(L, -1, "unclaimed");
+    if (lua_rawlen(L, -1) > 0) sts_timer_start(sts_loop_default(), &c->claim, 0, 0);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -506,8 +589,9 @@ static int client_id(lua_State *L)
 
 static int client_stats(lua_State *L)
 {
-    const struct sts_mqtt_stats *s = sts_mqtt_stats(check_client(L, 1)->m);
-    lua_createtable(L, 0, 5);
+    struct lclient *c = check_client(L, 1);
+    const struct sts_mqtt_stats *s = sts_mqtt_stats(c->m);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, (lua_Integer)s->connects);
     lua_setfield(L, -2, "connects");
     lua_pushinteger(L, (lua_Integer)s->disconnects);
@@ -518,6 +602,8 @@ static int client_stats(lua_State *L)
     lua_setfield(L, -2, "messages_out");
     lua_pushinteger(L, (lua_Integer)s->oversize_in);
     lua_setfield(L, -2, "oversize_in");
+    lua_pushinteger(L, (lua_Integer)c->unclaimed_dropped);
+    lua_setfield(L, -2, "unclaimed_dropped");
     return 1;
 }
 

@@ -24,5 +24,6 @@ int luaopen_sts(lua_State *L)
     stsl_open_log(L);
     stsl_open_loop(L);
     stsl_open_mqtt(L);
+    stsl_open_noise(L);
     return 1;
 }

@@ -154,8 +154,8 @@ static void on_tick(struct sts_timer *t, void *ud)
     struct sts_mqtt *m = ud;
     (void)t;
     if (m->state == STS_MQTT_CONNECTING && sts_now() >= m->attempt_deadline) {
-        mosquitto_disconnect(m->mosq);
         connection_lost(m, MOSQ_ERR_TIMEOUT, "connect timed out");
+        mosquitto_disconnect(m->mosq); /* its callback finds the loss already handled */
         return;
     }
     if (m->state == STS_MQTT_CONNECTED) {
