@@ -252,6 +252,22 @@ static void deliver_unclaimed(struct sts_timer *t, void *ud)
     lua_settop(L, client - 1);
 }
 
+static void on_drained(void *ud)
+{
+    lua_State *L = stsl_main();
+    struct lclient *c = ud;
+    if (!push_client(L, c)) return;
+    int client = lua_gettop(L);
+    lua_getiuservalue(L, client, 2);
+    if (lua_getfield(L, -1, "flushing") != LUA_TNIL) {
+        lua_pushnil(L);
+        lua_setfield(L, -3, "flushing");
+        lua_pushboolean(L, 1);
+        stsl_future_resolve(L, -2, 1);
+    }
+    lua_settop(L, client - 1);
+}
+
 /* --- sts.connect ------------------------------------------------------------- */
 
 static int parse_protocol(lua_State *L, int idx)
@@ -394,7 +410,8 @@ static int l_connect(lua_State *L)
     lua_setiuservalue(L, 2, 2);            /* 3: the future */
 
     struct sts_mqtt_handlers handlers = {
-        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message, .ud = c,
+        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message,
+        .on_drained = on_drained, .ud = c,
     };
     c->m = sts_mqtt_new(sts_loop_default(), &o, &handlers, err, sizeof err);
     if (!c->m) return stsl_fail(L, "%s", err);
@@ -410,6 +427,9 @@ static int l_connect(lua_State *L)
 static void close_client(lua_State *L, struct lclient *c)
 {
     sts_timer_stop(sts_loop_default(), &c->claim);
+    if (c->m && sts_mqtt_stats(c->m)->unacked > 0)
+        sts_warn("mqtt %s: closing with %lu QoS 1/2 messages not yet acknowledged (client:flush() waits for them)",
+                 sts_mqtt_client_id(c->m), sts_mqtt_stats(c->m)->unacked);
     if (c->m) sts_mqtt_free(c->m);
     c->m = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
@@ -574,6 +594,28 @@ static int client_disconnect(lua_State *L)
     return 0;
 }
 
+/* client:flush([timeout]): waits until every message published so far is
+ * written out and, at QoS 1/2, acknowledged; true, or nil and "timeout". */
+static int client_flush(lua_State *L)
+{
+    struct lclient *c = check_client(L, 1);
+    double timeout = luaL_optnumber(L, 2, -1);
+    lua_settop(L, 1);
+    if (sts_mqtt_drained(c->m)) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    sts_mqtt_watch_drain(c->m);
+    lua_getiuservalue(L, 1, 2);
+    if (lua_getfield(L, -1, "flushing") == LUA_TNIL) {
+        lua_pop(L, 1);
+        stsl_future_new(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "flushing");
+    }
+    return stsl_future_await(L, -1, timeout);
+}
+
 static int client_connected(lua_State *L)
 {
     struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
@@ -591,7 +633,7 @@ static int client_stats(lua_State *L)
 {
     struct lclient *c = check_client(L, 1);
     const struct sts_mqtt_stats *s = sts_mqtt_stats(c->m);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushinteger(L, (lua_Integer)s->connects);
     lua_setfield(L, -2, "connects");
     lua_pushinteger(L, (lua_Integer)s->disconnects);
@@ -604,6 +646,8 @@ static int client_stats(lua_State *L)
     lua_setfield(L, -2, "oversize_in");
     lua_pushinteger(L, (lua_Integer)c->unclaimed_dropped);
     lua_setfield(L, -2, "unclaimed_dropped");
+    lua_pushinteger(L, (lua_Integer)s->unacked);
+    lua_setfield(L, -2, "unacked");
     return 1;
 }
 
@@ -621,7 +665,7 @@ void stsl_open_mqtt(lua_State *L)
         { "subscribe", client_subscribe }, { "unsubscribe", client_unsubscribe },
         { "publish", client_publish }, { "on", client_on }, { "disconnect", client_disconnect },
         { "close", client_disconnect }, { "connected", client_connected }, { "id", client_id },
-        { "stats", client_stats }, { NULL, NULL },
+        { "stats", client_stats }, { "flush", client_flush }, { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
         { "__gc", client_disconnect }, { "__close", client_disconnect },

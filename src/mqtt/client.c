@@ -36,6 +36,9 @@ struct sts_mqtt {
     struct subscription *subs;
     size_t nsubs;
 
+    uint8_t *unacked_mids;        /* bitmap over the 16-bit message ids of QoS 1/2 publishes in flight */
+
+    int watching_drain;           /* on_drained is owed once drained */
     int busy;                     /* inside libmosquitto calls that run our callbacks */
     int doomed;                   /* freed while busy: free when it unwinds */
     struct sts_mqtt_stats stats;
@@ -84,6 +87,25 @@ static void resubscribe(struct sts_mqtt *m)
             sts_warn("mqtt %s: resubscribing to '%s' failed: %s", m->client_id,
                      m->subs[i].filter, mosquitto_strerror(rc));
     }
+}
+
+/* --- QoS 1/2 messages awaiting acknowledgement --------------------------- */
+
+static int pending_mid_add(struct sts_mqtt *m, int mid)
+{
+    if (!m->unacked_mids && !(m->unacked_mids = calloc(65536 / 8, 1))) return MOSQ_ERR_NOMEM;
+    m->unacked_mids[mid >> 3] |= (uint8_t)(1u << (mid & 7));
+    m->stats.unacked++;
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int pending_mid_remove(struct sts_mqtt *m, int mid)
+{
+    uint8_t bit = (uint8_t)(1u << (mid & 7));
+    if (!m->unacked_mids || !(m->unacked_mids[mid >> 3] & bit)) return 0;
+    m->unacked_mids[mid >> 3] &= (uint8_t)~bit;
+    m->stats.unacked--;
+    return 1;
 }
 
 /* --- connection life cycle ------------------------------------------------ */
@@ -215,6 +237,35 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
     if (m->handlers.on_message) m->handlers.on_message(m->handlers.ud, &out);
 }
 
+static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason, const mosquitto_property *props)
+{
+    struct sts_mqtt *m = ud;
+    (void)mosq;
+    (void)props;
+    /* QoS 0 publishes are reported too, but were never counted. */
+    if (!pending_mid_remove(m, mid)) return;
+    if (reason >= 0x80)
+        sts_warn("mqtt %s: the broker refused a message: %s", m->client_id, mosquitto_reason_string(reason));
+}
+
+int sts_mqtt_drained(const struct sts_mqtt *m)
+{
+    return m->stats.unacked == 0 && !(mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq));
+}
+
+void sts_mqtt_watch_drain(struct sts_mqtt *m)
+{
+    m->watching_drain = 1;
+}
+
+static void check_drained(struct sts_mqtt *m)
+{
+    if (m->watching_drain && !m->doomed && sts_mqtt_drained(m)) {
+        m->watching_drain = 0;
+        if (m->handlers.on_drained) m->handlers.on_drained(m->handlers.ud);
+    }
+}
+
 /* --- the loop source ------------------------------------------------------- */
 
 static int source_prepare(struct sts_source *src, short *events)
@@ -246,6 +297,7 @@ static void source_dispatch(struct sts_source *src, short revents)
     if (revents & (POLLIN | POLLHUP | POLLERR)) read_available(m);
     if ((revents & POLLOUT) && !m->doomed && mosquitto_socket(m->mosq) >= 0)
         mosquitto_loop_write(m->mosq, 1);
+    check_drained(m);
     unbusy(m);
 }
 
@@ -298,6 +350,7 @@ static int configure(struct sts_mqtt *m, const struct sts_mqtt_options *o, char 
     mosquitto_connect_v5_callback_set(m->mosq, cb_connect);
     mosquitto_disconnect_v5_callback_set(m->mosq, cb_disconnect);
     mosquitto_message_v5_callback_set(m->mosq, cb_message);
+    mosquitto_publish_v5_callback_set(m->mosq, cb_publish);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -377,11 +430,17 @@ int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload,
     if (len > m->max_payload) return MOSQ_ERR_PAYLOAD_SIZE;
     if (m->state == STS_MQTT_CLOSED) return MOSQ_ERR_NO_CONN;
     if (m->state != STS_MQTT_CONNECTED && qos == 0) return MOSQ_ERR_NO_CONN;
-    int rc = mosquitto_publish_v5(m->mosq, NULL, topic, (int)len, payload, qos, retain != 0, props);
+    int mid = 0;
+    m->busy++; /* a QoS 0 publish can report itself sent before it returns */
+    int rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos, retain != 0, props);
     /* QoS > 0 messages are already in libmosquitto's session store, which
      * resends them after the reconnect: not connected is not a failure. */
     if (rc == MOSQ_ERR_NO_CONN && qos > 0) rc = MOSQ_ERR_SUCCESS;
-    if (rc == MOSQ_ERR_SUCCESS) m->stats.messages_out++;
+    if (rc == MOSQ_ERR_SUCCESS) {
+        m->stats.messages_out++;
+        if (qos > 0) rc = pending_mid_add(m, mid);
+    }
+    unbusy(m);
     return rc;
 }
 
@@ -411,6 +470,7 @@ static void destroy(struct sts_mqtt *m)
     mosquitto_destroy(m->mosq);
     for (size_t i = 0; i < m->nsubs; i++) free(m->subs[i].filter);
     free(m->subs);
+    free(m->unacked_mids);
     free(m->host);
     free(m->client_id);
     free(m);

@@ -56,6 +56,9 @@ struct sts_mqtt_handlers {
      * tells whether another attempt is scheduled. */
     void (*on_disconnect)(void *ud, int rc, int reconnecting, const char *reason);
     void (*on_message)(void *ud, const struct sts_mqtt_message *msg);
+    /* After sts_mqtt_watch_drain: everything published so far has been
+     * written to the socket and, for QoS 1/2, acknowledged. Fires once. */
+    void (*on_drained)(void *ud);
     void *ud;
 };
 
@@ -68,6 +71,7 @@ enum sts_mqtt_state {
 
 struct sts_mqtt_stats {
     unsigned long connects, disconnects, messages_in, messages_out, oversize_in;
+    unsigned long unacked;  /* QoS 1/2 messages published and not yet acknowledged */
 };
 
 /* Creates the client and starts connecting. On failure returns NULL with a
@@ -87,6 +91,11 @@ void sts_mqtt_disconnect(struct sts_mqtt *m);
 /* Disconnects and frees; safe from inside this client's handlers (the free
  * then happens when they return). */
 void sts_mqtt_free(struct sts_mqtt *m);
+
+/* Has everything published been written and acknowledged? */
+int sts_mqtt_drained(const struct sts_mqtt *m);
+/* Asks for one on_drained call when sts_mqtt_drained becomes true. */
+void sts_mqtt_watch_drain(struct sts_mqtt *m);
 
 enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m);
 const char *sts_mqtt_client_id(const struct sts_mqtt *m);
