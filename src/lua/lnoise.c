@@ -211,40 +211,36 @@ static int hs_tostring(lua_State *L)
 
 /* ---- transport ciphers ---- */
 
-static int cipher_encrypt(lua_State *L)
+/* encrypt (seal) or decrypt, with the cipher's own nonce. */
+static int cipher_apply(lua_State *L, int seal)
 {
     struct sts_noise_cipher *cs = check_cipher(L);
-    size_t len, adlen = 0;
-    const char *pt = luaL_checklstring(L, 2, &len);
+    size_t len, adlen = 0, outlen;
+    const char *in = luaL_checklstring(L, 2, &len);
     const char *ad = luaL_optlstring(L, 3, "", &adlen);
     luaL_Buffer b;
     uint8_t *out;
     int err;
 
     if (len > STS_NOISE_MAX_MSG) return fail(L, STS_ERR_TOO_BIG);
-    out = (uint8_t *)luaL_buffinitsize(L, &b, len + STS_NOISE_TAG_LEN);
-    if ((err = sts_noise_encrypt(cs, (const uint8_t *)ad, adlen, (const uint8_t *)pt, len, out)) != 0)
-        return fail(L, err);
-    luaL_pushresultsize(&b, len + STS_NOISE_TAG_LEN);
+    if (!seal && len < STS_NOISE_TAG_LEN) return fail(L, STS_ERR_TRUNCATED);
+    outlen = seal ? len + STS_NOISE_TAG_LEN : len - STS_NOISE_TAG_LEN;
+    out = (uint8_t *)luaL_buffinitsize(L, &b, outlen + 1);
+    err = seal ? sts_noise_encrypt(cs, (const uint8_t *)ad, adlen, (const uint8_t *)in, len, out)
+               : sts_noise_decrypt(cs, (const uint8_t *)ad, adlen, (const uint8_t *)in, len, out);
+    if (err != 0) return fail(L, err);
+    luaL_pushresultsize(&b, outlen);
     return 1;
+}
+
+static int cipher_encrypt(lua_State *L)
+{
+    return cipher_apply(L, 1);
 }
 
 static int cipher_decrypt(lua_State *L)
 {
-    struct sts_noise_cipher *cs = check_cipher(L);
-    size_t len, adlen = 0;
-    const char *ct = luaL_checklstring(L, 2, &len);
-    const char *ad = luaL_optlstring(L, 3, "", &adlen);
-    luaL_Buffer b;
-    uint8_t *out;
-    int err;
-
-    if (len < STS_NOISE_TAG_LEN) return fail(L, STS_ERR_TRUNCATED);
-    out = (uint8_t *)luaL_buffinitsize(L, &b, len);
-    if ((err = sts_noise_decrypt(cs, (const uint8_t *)ad, adlen, (const uint8_t *)ct, len, out)) != 0)
-        return fail(L, err);
-    luaL_pushresultsize(&b, len - STS_NOISE_TAG_LEN);
-    return 1;
+    return cipher_apply(L, 0);
 }
 
 static int cipher_rekey(lua_State *L)
