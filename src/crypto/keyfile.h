@@ -1,0 +1,48 @@
+/* Identity key files: X25519 keys as text, trust lists and fingerprints.
+ *
+ *   sts-key v1 x25519-private        sts-key v1 x25519-public
+ *   <64 hex digits>                  <64 hex digits>
+ *
+ * The first line names the format; the key is hex, so files can be read,
+ * diffed and pasted. A trust file lists accepted public keys, one per line
+ * (64 hex digits, then an optional comment), with `#` comments, blank lines,
+ * and the header lines of pasted .pub files ignored. */
+#ifndef STS_CRYPTO_KEYFILE_H
+#define STS_CRYPTO_KEYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STS_KEY_PRIVATE_HEADER "sts-key v1 x25519-private"
+#define STS_KEY_PUBLIC_HEADER "sts-key v1 x25519-public"
+/* Header, newline, 64 digits, newline, NUL. */
+#define STS_KEY_TEXT_MAX 96
+/* "SHA256:" and 43 base64 digits (unpadded) of SHA-256 over the public key, as ssh prints them. */
+#define STS_FINGERPRINT_LEN 50
+#define STS_KEY_FILE_MAX 4096
+#define STS_TRUST_MAX_KEYS 100000
+
+enum sts_key_kind { STS_KEY_PRIVATE, STS_KEY_PUBLIC };
+
+/* Writes a key's text form into out (STS_KEY_TEXT_MAX bytes). */
+void sts_key_format(char *out, const uint8_t key[32], enum sts_key_kind kind);
+
+/* Parses a key's text form. A private key text gives the private key; with
+ * kind STS_KEY_PUBLIC, a private key text is refused (keys do not leak into
+ * places that expect public ones). Returns 0, STS_ERR_PARSE. */
+int sts_key_parse(uint8_t key[32], const char *text, size_t len, enum sts_key_kind kind);
+
+/* Reads a key file. A private key file readable or writable by group or
+ * others is refused with STS_ERR_PERM, as ssh refuses one. Errors are also
+ * described in err. */
+int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char *err, size_t errlen);
+
+/* The fingerprint of a public key, NUL-terminated (STS_FINGERPRINT_LEN + 1). */
+int sts_key_fingerprint(char *out, const uint8_t pub[32]);
+
+/* Parses a trust list, calling add(ctx, key) for each key. On a bad line,
+ * returns STS_ERR_PARSE with *bad_line set (1-based). */
+int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const uint8_t key[32]),
+                    void *ctx, unsigned *bad_line);
+
+#endif
