@@ -1,4 +1,5 @@
 #include "mqtt/client.h"
+#include "mqtt/resolve.h"
 #include "crypto/random.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -29,6 +30,9 @@ struct sts_mqtt {
     size_t max_payload;
     int connected_once, attempted;
 
+    struct sts_resolve *resolving;/* the first attempt's name lookup, while it runs */
+    int tls;                      /* certificates are checked against host: connect by name */
+    struct sts_timer resolve;     /* polls the lookup */
     struct sts_timer tick;        /* keepalive bookkeeping and attempt timeout */
     struct sts_timer retry;       /* the next reconnect attempt */
     double attempt_deadline;
@@ -138,17 +142,48 @@ static void connection_lost(struct sts_mqtt *m, int rc, const char *reason)
     }
 }
 
-static void begin_attempt(struct sts_mqtt *m, int first)
+static void connect_to(struct sts_mqtt *m, const char *address, int first)
 {
-    int rc = first ? mosquitto_connect_bind_async(m->mosq, m->host, m->port, m->keepalive, NULL)
+    int rc = first ? mosquitto_connect_bind_async(m->mosq, address, m->port, m->keepalive, NULL)
                    : mosquitto_reconnect_async(m->mosq);
-    m->state = STS_MQTT_CONNECTING;
-    m->attempt_deadline = sts_now() + m->timeout;
     if (rc != MOSQ_ERR_SUCCESS) {
         const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         sts_debug("mqtt %s: connect to %s:%d failed: %s", m->client_id, m->host, m->port, why);
         connection_lost(m, rc, why);
     }
+}
+
+/* The first attempt resolves the host name off the loop, then connects to
+ * the address (with TLS, by name: the certificate is checked against it;
+ * the name then resolves again in libmosquitto, now known to answer). Later
+ * attempts reuse what the first one connected to. */
+static void begin_attempt(struct sts_mqtt *m, int first)
+{
+    m->state = STS_MQTT_CONNECTING;
+    m->attempt_deadline = sts_now() + m->timeout;
+    if (!first) {
+        connect_to(m, NULL, 0);
+        return;
+    }
+    m->resolving = sts_resolve_start(m->host);
+    if (!m->resolving) {
+        connection_lost(m, MOSQ_ERR_EAI, "cannot start resolving the host name");
+        return;
+    }
+    sts_timer_start(m->loop, &m->resolve, 0, 0.002);
+}
+
+static void on_resolve(struct sts_timer *t, void *ud)
+{
+    struct sts_mqtt *m = ud;
+    const char *address = NULL, *error = NULL;
+    int rc = sts_resolve_poll(m->resolving, &address, &error);
+    if (rc == 0 && sts_now() < m->attempt_deadline) return;
+    sts_timer_stop(m->loop, t);
+    if (rc == 1) connect_to(m, m->tls ? m->host : address, 1);
+    sts_resolve_free(m->resolving);
+    m->resolving = NULL;
+    if (rc != 1) connection_lost(m, MOSQ_ERR_EAI, rc == 0 ? "host name lookup timed out" : error);
 }
 
 static void on_retry(struct sts_timer *t, void *ud)
@@ -175,7 +210,7 @@ static void on_tick(struct sts_timer *t, void *ud)
 {
     struct sts_mqtt *m = ud;
     (void)t;
-    if (m->state == STS_MQTT_CONNECTING && sts_now() >= m->attempt_deadline) {
+    if (m->state == STS_MQTT_CONNECTING && !m->resolving && sts_now() >= m->attempt_deadline) {
         connection_lost(m, MOSQ_ERR_TIMEOUT, "connect timed out");
         mosquitto_disconnect(m->mosq); /* its callback finds the loss already handled */
         return;
@@ -380,6 +415,8 @@ struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_optio
     m->state = STS_MQTT_CLOSED;
     sts_timer_init(&m->tick, on_tick, m);
     sts_timer_init(&m->retry, on_retry, m);
+    sts_timer_init(&m->resolve, on_resolve, m);
+    m->tls = o->tls.enabled && !o->tls.insecure && !o->tls.psk;
     if (!m->host || !m->client_id) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -448,6 +485,9 @@ void sts_mqtt_disconnect(struct sts_mqtt *m)
 {
     if (m->state == STS_MQTT_CLOSED) return;
     sts_timer_stop(m->loop, &m->retry);
+    sts_timer_stop(m->loop, &m->resolve);
+    sts_resolve_free(m->resolving);
+    m->resolving = NULL;
     m->reconnect = 0;
     m->busy++;
     if (m->state == STS_MQTT_CONNECTED) {
@@ -467,6 +507,8 @@ static void destroy(struct sts_mqtt *m)
     sts_loop_remove_source(m->loop, &m->src);
     sts_timer_stop(m->loop, &m->tick);
     sts_timer_stop(m->loop, &m->retry);
+    sts_timer_stop(m->loop, &m->resolve);
+    sts_resolve_free(m->resolving);
     mosquitto_destroy(m->mosq);
     for (size_t i = 0; i < m->nsubs; i++) free(m->subs[i].filter);
     free(m->subs);
