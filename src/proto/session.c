@@ -1,0 +1,1059 @@
+/* The native STS session state machine: docs/PROTOCOL.md is its
+ * specification, and the section names below (§) refer to it.
+ *
+ * A session holds at most two key sets: `cur`, the one it sends with, and,
+ * inside a handshake attempt, `pending` keys that wait for proof that the
+ * peer holds them too (its first valid ENC) before they replace `cur`. */
+#include "proto/session.h"
+#include "crypto/random.h"
+#include "proto/noise.h"
+#include "proto/replay.h"
+#include "util/error.h"
+
+#include <mbedtls/constant_time.h>
+#include <mbedtls/platform_util.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The receive side of one key epoch. */
+struct rx_slot {
+    struct sts_noise_cipher key; /* has_key == 0: the slot is empty */
+    uint32_t epoch;
+    struct sts_replay window;
+};
+
+/* Transport keys of one handshake (§ Transport, § Key epochs). */
+struct keyset {
+    struct sts_noise_cipher tx;
+    uint64_t tx_next;       /* the next counter to send */
+    uint64_t tx_epoch_msgs; /* messages sent in the current epoch */
+    double tx_epoch_start;  /* when its first message was sent */
+    struct rx_slot rx;      /* the newest epoch received */
+    struct rx_slot prev;    /* the one before it (or the previous session's), until prev_until */
+    double prev_until;
+    double confirm_by;      /* !confirmed: dropped at this time */
+    uint8_t peer[32];
+    uint8_t has_peer, live, confirmed;
+};
+
+/* Where a handshake attempt stands (§ State machines). */
+enum phase {
+    AWAIT_INITACK, /* initiator: INITREQ sent */
+    AWAIT_AUTHREQ, /* XX responder: INITACK sent */
+    AWAIT_CONFIRM, /* we sent the last handshake message: wait for a valid ENC */
+    DONE,          /* we received the last one: only answer its duplicates */
+};
+
+struct attempt {
+    struct sts_noise_hs *noise; /* NULL once split */
+    enum phase phase;
+    uint8_t suite;
+    uint8_t promoted;      /* its keys became cur before confirmation */
+    uint8_t e[32];         /* our ephemeral private key, to rebuild the handshake */
+    double expires, resend_at, interval;
+    enum sts_reason last_reject;
+    uint8_t in[STS_FRAME_HANDSHAKE_MAX];  /* the last handshake frame taken in */
+    size_t in_len;
+    uint8_t out[STS_FRAME_HANDSHAKE_MAX]; /* our latest frame: resent while waiting */
+    size_t out_len;
+    struct keyset pending;
+};
+
+/* A topic, stored after room for a frame's sealed header: filling that room
+ * makes the associated data of a frame on this topic (§ Transport). */
+struct topic {
+    uint8_t *ad;
+    size_t len;
+};
+
+struct sts_session {
+    struct sts_session_config cfg; /* defaults filled; pointers to caller memory cleared */
+    uint8_t static_priv[32], pinned[32];
+    uint8_t has_static, has_pinned;
+    enum sts_session_state ended; /* CLOSED or FAILED; IDLE while not ended */
+    struct topic out, in;
+    struct keyset cur;
+    struct attempt *hs;
+    double established_at, last_resync;
+    struct sts_session_stats stats;
+};
+
+static void report(struct sts_session *s, enum sts_session_event ev, const void *data, size_t len)
+{
+    if (s->cfg.on_event)
+        s->cfg.on_event(s->cfg.ctx, ev, data, len);
+}
+
+static void report_reason(struct sts_session *s, enum sts_session_event ev, enum sts_reason r)
+{
+    const char *name = sts_reason_name(r);
+    report(s, ev, name, strlen(name));
+}
+
+static void emit(struct sts_session *s, const uint8_t *frame, size_t len)
+{
+    s->stats.frames_out++;
+    s->cfg.emit(s->cfg.ctx, frame, len);
+}
+
+static int is_initiator(const struct sts_session *s)
+{
+    return s->cfg.role == STS_ROLE_INITIATOR;
+}
+
+static int same_key(const uint8_t a[32], const uint8_t b[32])
+{
+    return mbedtls_ct_memcmp(a, b, 32) == 0;
+}
+
+/* ---- key sets ---------------------------------------------------------- */
+
+static void slot_wipe(struct rx_slot *slot)
+{
+    mbedtls_platform_zeroize(slot, sizeof *slot);
+}
+
+static void keyset_wipe(struct keyset *ks)
+{
+    mbedtls_platform_zeroize(ks, sizeof *ks);
+}
+
+static void keyset_init(struct keyset *ks, const struct sts_noise_cipher *tx,
+                        const struct sts_noise_cipher *rx, const uint8_t *peer)
+{
+    keyset_wipe(ks);
+    ks->tx = *tx;
+    ks->rx.key = *rx;
+    if (peer) {
+        memcpy(ks->peer, peer, 32);
+        ks->has_peer = 1;
+    }
+    ks->live = 1;
+}
+
+/* The previous receive key goes when its grace time is over, or when the
+ * current epoch has seen more than a window of counters: an older frame
+ * would then be out of the window anyway. */
+static void expire_prev(struct keyset *ks, double now)
+{
+    uint64_t base = (uint64_t)ks->rx.epoch << 32;
+    if (ks->prev.key.has_key &&
+        (now >= ks->prev_until || ks->rx.window.top > base + STS_REPLAY_WINDOW))
+        slot_wipe(&ks->prev);
+}
+
+/* Moves the sender to the next epoch: REKEY, counter to the epoch's start. */
+static int tx_next_epoch(struct sts_session *s, struct keyset *ks)
+{
+    uint64_t epoch = ks->tx_next >> 32;
+    int err = sts_noise_rekey(&ks->tx);
+    if (err)
+        return err;
+    ks->tx_next = (epoch + 1) << 32;
+    ks->tx_epoch_msgs = 0;
+    s->stats.rekeys++;
+    return 0;
+}
+
+/* Whether the sending epoch is used up. The last epoch has no successor:
+ * its counters simply run out. */
+static int tx_epoch_due(const struct sts_session *s, const struct keyset *ks, double now)
+{
+    if (ks->tx_epoch_msgs == 0 || ks->tx_next >> 32 == UINT32_MAX)
+        return 0;
+    return ks->tx_epoch_msgs >= s->cfg.rekey_messages ||
+           now - ks->tx_epoch_start >= s->cfg.rekey_seconds;
+}
+
+/* Seals pt as a frame of type (ENC or KILL) into out (len + 26 bytes). */
+static int seal(struct sts_session *s, struct keyset *ks, double now, enum sts_frame_type type,
+                const uint8_t *pt, size_t len, uint8_t *out, size_t *out_len)
+{
+    int err = tx_epoch_due(s, ks, now) ? tx_next_epoch(s, ks) : 0;
+    if (err)
+        return err;
+    if (ks->tx_next == UINT64_MAX)
+        return STS_ERR_EXPIRED;
+    uint64_t n = ks->tx_next;
+    sts_frame_put_sealed_header(out, type, n);
+    memcpy(s->out.ad, out, STS_FRAME_SEALED_HEADER_LEN);
+    err = sts_noise_encrypt_at(&ks->tx, n, s->out.ad, STS_FRAME_SEALED_HEADER_LEN + s->out.len,
+                               pt, len, out + STS_FRAME_SEALED_HEADER_LEN);
+    if (err)
+        return err;
+    if (ks->tx_epoch_msgs++ == 0)
+        ks->tx_epoch_start = now;
+    ks->tx_next = n + 1;
+    *out_len = len + STS_FRAME_OVERHEAD;
+    return 0;
+}
+
+/* Decrypts f with one slot's key, after the cheap replay check. */
+static enum sts_reason slot_open(struct sts_session *s, const struct rx_slot *slot,
+                                 const struct sts_frame *f, const uint8_t *frame, uint8_t *pt)
+{
+    if (sts_replay_check(&slot->window, f->counter))
+        return STS_REASON_REPLAY;
+    memcpy(s->in.ad, frame, STS_FRAME_SEALED_HEADER_LEN);
+    if (sts_noise_decrypt_at(&slot->key, f->counter, s->in.ad,
+                             STS_FRAME_SEALED_HEADER_LEN + s->in.len, f->body, f->body_len, pt))
+        return STS_REASON_AUTH;
+    return STS_REASON_NONE;
+}
+
+/* A frame from a later epoch: derive its key forward on a copy, and keep it
+ * only if the frame authenticates (forgeries must not move epochs). */
+static enum sts_reason open_ahead(struct sts_session *s, struct keyset *ks, double now,
+                                  const struct sts_frame *f, const uint8_t *frame, uint8_t *pt)
+{
+    uint32_t epoch = (uint32_t)(f->counter >> 32);
+    struct rx_slot next = { .key = ks->rx.key, .epoch = epoch };
+    struct sts_noise_cipher before = ks->rx.key; /* the key of epoch - 1 */
+    enum sts_reason r = STS_REASON_NONE;
+
+    for (uint32_t e = ks->rx.epoch; e < epoch && !r; e++) {
+        before = next.key;
+        if (sts_noise_rekey(&next.key))
+            r = STS_REASON_AUTH;
+    }
+    if (!r)
+        r = slot_open(s, &next, f, frame, pt);
+    if (!r) {
+        if (epoch == ks->rx.epoch + 1) {
+            ks->prev = ks->rx;
+        } else {
+            slot_wipe(&ks->prev);
+            ks->prev.key = before;
+            ks->prev.epoch = epoch - 1;
+        }
+        ks->rx = next;
+        ks->prev_until = now + STS_SESSION_EPOCH_GRACE;
+        s->stats.rekeys++;
+    }
+    mbedtls_platform_zeroize(&next, sizeof next);
+    mbedtls_platform_zeroize(&before, sizeof before);
+    return r;
+}
+
+/* Opens an ENC or KILL frame with a key set (§ Receiving). */
+static enum sts_reason keyset_open(struct sts_session *s, struct keyset *ks, double now,
+                                   const struct sts_frame *f, const uint8_t *frame, uint8_t *pt)
+{
+    uint32_t epoch = (uint32_t)(f->counter >> 32);
+    struct rx_slot *slots[2] = { &ks->rx, &ks->prev };
+    enum sts_reason r = STS_REASON_STALE_EPOCH;
+
+    expire_prev(ks, now);
+    for (int i = 0; i < 2; i++) {
+        struct rx_slot *slot = slots[i];
+        if (!slot->key.has_key || slot->epoch != epoch)
+            continue;
+        enum sts_reason ri = slot_open(s, slot, f, frame, pt);
+        if (!ri) {
+            sts_replay_mark(&slot->window, f->counter);
+            return STS_REASON_NONE;
+        }
+        if (r != STS_REASON_REPLAY)
+            r = ri;
+    }
+    /* A later epoch (prev may hold the same number when it is the previous
+     * session's key, hence tried after the slots). */
+    if (epoch > ks->rx.epoch && epoch - ks->rx.epoch <= STS_SESSION_EPOCHS_AHEAD) {
+        enum sts_reason ri = open_ahead(s, ks, now, f, frame, pt);
+        if (!ri) {
+            sts_replay_mark(&ks->rx.window, f->counter);
+            return STS_REASON_NONE;
+        }
+        if (r == STS_REASON_STALE_EPOCH)
+            r = ri;
+    }
+    return r;
+}
+
+/* ---- the current session ------------------------------------------------ */
+
+/* ks replaces cur. The old receive key stays as `prev` for the grace time,
+ * so frames the peer sent before switching still arrive. The caller
+ * announces it once done with its own state (callbacks may close). */
+static void promote(struct sts_session *s, struct keyset *ks, double now)
+{
+    if (s->cur.live) {
+        slot_wipe(&ks->prev);
+        ks->prev = s->cur.rx;
+        ks->prev_until = now + STS_SESSION_EPOCH_GRACE;
+    }
+    keyset_wipe(&s->cur);
+    s->cur = *ks;
+    keyset_wipe(ks);
+    s->established_at = now;
+    s->stats.handshakes++;
+}
+
+static void announce(struct sts_session *s)
+{
+    if (s->cur.live)
+        report(s, STS_EVENT_ESTABLISHED, s->cur.peer, s->cur.has_peer ? 32 : 0);
+}
+
+static void attempt_free(struct attempt *a)
+{
+    if (!a)
+        return;
+    sts_noise_hs_free(a->noise);
+    mbedtls_platform_zeroize(a, sizeof *a);
+    free(a);
+}
+
+static void drop_attempt(struct sts_session *s)
+{
+    attempt_free(s->hs);
+    s->hs = NULL;
+}
+
+/* The session has no keys left. A responder listens again unless closed
+ * locally; an initiator ends in `initiator_state`. */
+static void drop_keys(struct sts_session *s, enum sts_session_state initiator_state)
+{
+    drop_attempt(s);
+    keyset_wipe(&s->cur);
+    if (is_initiator(s))
+        s->ended = initiator_state;
+}
+
+/* Whether a peer static key may be the other end (§ Identities): the same
+ * identity as a live session's, then the pin, else the trust callback. */
+static int peer_acceptable(struct sts_session *s, const uint8_t pub[32])
+{
+    if (s->cur.live && s->cur.has_peer && !same_key(pub, s->cur.peer))
+        return 0;
+    if (s->has_pinned)
+        return same_key(pub, s->pinned);
+    return s->cfg.trust && s->cfg.trust(s->cfg.ctx, pub);
+}
+
+/* ---- handshake attempts ------------------------------------------------ */
+
+static enum sts_reason noise_reason(int err)
+{
+    switch (err) {
+    case STS_ERR_AUTH:
+    case STS_ERR_KEY: return STS_REASON_AUTH;
+    case STS_ERR_TRUNCATED: return STS_REASON_TRUNCATED;
+    default: return STS_REASON_MALFORMED;
+    }
+}
+
+/* A Noise HandshakeState for the attempt's suite, with our ephemeral key
+ * fixed so that the handshake can be rebuilt message for message. */
+static int attempt_open_noise(struct sts_session *s, struct attempt *a)
+{
+    enum sts_pattern pattern;
+    enum sts_suite suite;
+    char name[48];
+    int err = sts_frame_suite_parse(a->suite, &pattern, &suite);
+    if (!err)
+        err = sts_frame_protocol_name(a->suite, name, sizeof name);
+    if (err)
+        return err;
+
+    const struct topic *i2r = is_initiator(s) ? &s->out : &s->in;
+    const struct topic *r2i = is_initiator(s) ? &s->in : &s->out;
+    size_t plen = sts_frame_prologue_len(i2r->len, r2i->len);
+    uint8_t *prologue = malloc(plen);
+    if (!prologue)
+        return STS_ERR_NOMEM;
+    err = sts_frame_prologue(prologue, i2r->ad + STS_FRAME_SEALED_HEADER_LEN, i2r->len,
+                             r2i->ad + STS_FRAME_SEALED_HEADER_LEN, r2i->len, a->suite);
+
+    struct sts_noise_keys keys = {
+        .s = pattern != STS_PATTERN_NN ? s->static_priv : NULL,
+        .e = a->e,
+        .rs = is_initiator(s) && pattern == STS_PATTERN_IK ? s->pinned : NULL,
+    };
+    if (!err)
+        err = sts_noise_hs_new(&a->noise, name, is_initiator(s), prologue, plen, &keys);
+    free(prologue);
+    return err;
+}
+
+/* Writes the next handshake message as a frame of type into a->out. */
+static int attempt_write(struct attempt *a, enum sts_frame_type type)
+{
+    size_t head = sts_frame_put_header(a->out, type), len;
+    if (type == STS_FRAME_INITREQ)
+        a->out[head++] = a->suite;
+    int err = sts_noise_hs_write(a->noise, NULL, 0, a->out + head, sizeof a->out - head, &len);
+    a->out_len = err ? 0 : head + len;
+    return err;
+}
+
+static int attempt_read(struct attempt *a, const struct sts_frame *f)
+{
+    uint8_t payload[1]; /* handshake payloads are empty */
+    size_t plen;
+    return sts_noise_hs_read(a->noise, f->body, f->body_len, payload, 0, &plen);
+}
+
+/* A failed read leaves the HandshakeState unusable. Rebuild it to where it
+ * stood: same ephemeral key, same messages, so the same bytes and hash; the
+ * genuine message may still come. */
+static int attempt_rebuild(struct sts_session *s, struct attempt *a)
+{
+    sts_noise_hs_free(a->noise);
+    a->noise = NULL;
+    int err = attempt_open_noise(s, a);
+    if (err || is_initiator(s))
+        return err ? err : attempt_write(a, STS_FRAME_INITREQ);
+    struct sts_frame f;
+    enum sts_reason why;
+    err = sts_frame_decode(&f, a->in, a->in_len, 0, &why);
+    if (!err)
+        err = attempt_read(a, &f);
+    return err ? err : attempt_write(a, STS_FRAME_INITACK);
+}
+
+static struct attempt *attempt_new(struct sts_session *s, double now, uint8_t suite)
+{
+    struct attempt *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->suite = suite;
+    a->expires = now + s->cfg.handshake_timeout;
+    /* Any 32 random bytes are an X25519 private key (clamped when used). */
+    if (sts_random(a->e, sizeof a->e) || attempt_open_noise(s, a)) {
+        attempt_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Sends a->out and schedules its retransmission. */
+static void attempt_send(struct sts_session *s, struct attempt *a, double now)
+{
+    a->interval = s->cfg.retransmit;
+    a->resend_at = now + a->interval;
+    emit(s, a->out, a->out_len);
+}
+
+static int attempt_waits(const struct attempt *a)
+{
+    return a->phase != DONE;
+}
+
+/* A DONE attempt only answers duplicates: it never blocks a new handshake. */
+static int handshake_in_flight(const struct sts_session *s)
+{
+    return s->hs && attempt_waits(s->hs);
+}
+
+static void attempt_resend(struct sts_session *s, struct attempt *a)
+{
+    s->stats.retransmits++;
+    emit(s, a->out, a->out_len);
+}
+
+static int is_duplicate(const struct attempt *a, const uint8_t *frame, size_t len)
+{
+    return a && a->in_len == len && memcmp(a->in, frame, len) == 0;
+}
+
+static void attempt_take_in(struct attempt *a, const uint8_t *frame, size_t len)
+{
+    memcpy(a->in, frame, len);
+    a->in_len = len;
+}
+
+/* Splits the handshake into key set ks, with the peer's key when it has one. */
+static int attempt_split(struct attempt *a, struct keyset *ks)
+{
+    struct sts_noise_cipher tx, rx;
+    const uint8_t *peer = sts_noise_hs_remote_static(a->noise);
+    uint8_t peer_copy[32];
+    if (peer)
+        memcpy(peer_copy, peer, 32);
+    int err = sts_noise_hs_split(a->noise, &tx, &rx);
+    if (!err)
+        keyset_init(ks, &tx, &rx, peer ? peer_copy : NULL);
+    sts_noise_cipher_wipe(&tx);
+    sts_noise_cipher_wipe(&rx);
+    sts_noise_hs_free(a->noise);
+    a->noise = NULL;
+    mbedtls_platform_zeroize(a->e, sizeof a->e);
+    return err;
+}
+
+/* We sent the last handshake message, a->out (§ Confirmation): the keys
+ * wait for the peer's first valid ENC, except that with no session at all
+ * they serve at once (optimistically) and are dropped if unconfirmed by the
+ * deadline. */
+static void attempt_await_confirm(struct sts_session *s, struct attempt *a, double now)
+{
+    a->phase = AWAIT_CONFIRM;
+    attempt_send(s, a, now);
+    if (s->cur.live)
+        return;
+    a->promoted = 1;
+    a->pending.confirm_by = a->expires;
+    promote(s, &a->pending, now);
+    announce(s);
+}
+
+/* We received the last handshake message, which proves the peer holds the
+ * keys: they become current, and an empty ENC tells the peer so. */
+static int attempt_finish(struct sts_session *s, struct attempt *a, double now)
+{
+    size_t len;
+    a->phase = DONE;
+    a->expires = now + s->cfg.handshake_timeout;
+    a->pending.confirmed = 1;
+    promote(s, &a->pending, now);
+    int err = seal(s, &s->cur, now, STS_FRAME_ENC, NULL, 0, a->out, &len);
+    a->out_len = err ? 0 : len;
+    if (!err)
+        emit(s, a->out, a->out_len);
+    announce(s);
+    return err;
+}
+
+/* ---- handshake messages ------------------------------------------------ */
+
+/* A duplicate of the last handshake frame taken in gets the cached reply. */
+static enum sts_reason answer_duplicate(struct sts_session *s, const uint8_t *frame, size_t len)
+{
+    if (!is_duplicate(s->hs, frame, len) || !s->hs->out_len)
+        return STS_REASON_STATE;
+    attempt_resend(s, s->hs);
+    return STS_REASON_NONE;
+}
+
+static enum sts_reason check_initreq_suite(const struct sts_session *s, uint8_t suite)
+{
+    enum sts_pattern pattern;
+    enum sts_suite cs;
+    if (sts_frame_suite_parse(suite, &pattern, &cs) ||
+        !(s->cfg.allowed_patterns & STS_ALLOW(pattern)))
+        return STS_REASON_SUITE;
+    /* An authenticated session is never replaced by an unauthenticated one. */
+    if (pattern == STS_PATTERN_NN && s->cur.live && s->cur.has_peer)
+        return STS_REASON_UNTRUSTED;
+    return STS_REASON_NONE;
+}
+
+/* Responder: reads message 1 into a new attempt and answers it. Only an
+ * INITREQ that reads and passes the trust check replaces an attempt in
+ * flight; the current session is never touched here. */
+static enum sts_reason on_initreq(struct sts_session *s, double now, const struct sts_frame *f,
+                                  const uint8_t *frame, size_t len)
+{
+    if (is_initiator(s) || s->ended == STS_STATE_CLOSED)
+        return STS_REASON_STATE;
+    if (is_duplicate(s->hs, frame, len))
+        return answer_duplicate(s, frame, len);
+    enum sts_reason r = check_initreq_suite(s, f->suite);
+    if (r)
+        return r;
+
+    struct attempt *a = attempt_new(s, now, f->suite);
+    if (!a)
+        return STS_REASON_MALFORMED;
+    int err = attempt_read(a, f);
+    const uint8_t *peer = err ? NULL : sts_noise_hs_remote_static(a->noise);
+    if (err)
+        r = noise_reason(err);
+    else if (peer && !peer_acceptable(s, peer))
+        r = STS_REASON_UNTRUSTED;
+    else if (attempt_write(a, STS_FRAME_INITACK))
+        r = STS_REASON_MALFORMED;
+    if (r) {
+        attempt_free(a);
+        return r;
+    }
+    int two_messages = sts_noise_hs_action(a->noise) == STS_NOISE_SPLIT;
+    if (two_messages && attempt_split(a, &a->pending)) {
+        attempt_free(a);
+        return STS_REASON_MALFORMED;
+    }
+    attempt_take_in(a, frame, len);
+    drop_attempt(s);
+    s->hs = a;
+    if (two_messages) {
+        attempt_await_confirm(s, a, now);
+    } else {
+        a->phase = AWAIT_AUTHREQ;
+        attempt_send(s, a, now);
+    }
+    return STS_REASON_NONE;
+}
+
+/* The attempt cannot go on (only a failing primitive gets here). */
+static void attempt_abort(struct sts_session *s)
+{
+    drop_attempt(s);
+    if (is_initiator(s) && !s->cur.live) {
+        s->ended = STS_STATE_FAILED;
+        report_reason(s, STS_EVENT_FAILED, STS_REASON_MALFORMED);
+    }
+}
+
+/* A handshake message that failed: count it, rebuild, keep waiting. */
+static enum sts_reason refuse_message(struct sts_session *s, struct attempt *a, enum sts_reason r)
+{
+    a->last_reject = r;
+    if (attempt_rebuild(s, a))
+        attempt_abort(s);
+    return r;
+}
+
+/* After a successful read nothing should fail; if a primitive does, the
+ * transcript cannot be rebuilt (our ephemeral key may be gone). */
+static enum sts_reason internal_failure(struct sts_session *s)
+{
+    attempt_abort(s);
+    return STS_REASON_MALFORMED;
+}
+
+/* Reads message 2 (initiator) or 3 (XX responder) and checks the identity
+ * it carries. */
+static enum sts_reason read_and_check(struct sts_session *s, struct attempt *a,
+                                      const struct sts_frame *f)
+{
+    int err = attempt_read(a, f);
+    if (err)
+        return refuse_message(s, a, noise_reason(err));
+    const uint8_t *peer = sts_noise_hs_remote_static(a->noise);
+    /* IK's responder key is the pinned pre-message key: Noise checked it. */
+    if (peer && !(is_initiator(s) && a->suite >> 4 == STS_PATTERN_IK) && !peer_acceptable(s, peer))
+        return refuse_message(s, a, STS_REASON_UNTRUSTED);
+    return STS_REASON_NONE;
+}
+
+/* INITACK (to the initiator) or AUTHREQ (to an XX responder): the message
+ * an attempt waits for, or a duplicate of the one it already took. */
+static enum sts_reason on_reply(struct sts_session *s, double now, const struct sts_frame *f,
+                                const uint8_t *frame, size_t len)
+{
+    int initack = f->type == STS_FRAME_INITACK;
+    struct attempt *a = s->hs;
+    if (!a || is_initiator(s) != initack)
+        return STS_REASON_STATE;
+    if (a->phase != (initack ? AWAIT_INITACK : AWAIT_AUTHREQ))
+        return answer_duplicate(s, frame, len);
+    enum sts_reason r = read_and_check(s, a, f);
+    if (r)
+        return r;
+    attempt_take_in(a, frame, len);
+    if (sts_noise_hs_action(a->noise) == STS_NOISE_WRITE) { /* XX initiator: message 3 */
+        if (attempt_write(a, STS_FRAME_AUTHREQ) || attempt_split(a, &a->pending))
+            return internal_failure(s);
+        attempt_await_confirm(s, a, now);
+        return STS_REASON_NONE;
+    }
+    if (attempt_split(a, &a->pending) || attempt_finish(s, a, now))
+        return internal_failure(s);
+    return STS_REASON_NONE;
+}
+
+/* ---- transport frames --------------------------------------------------- */
+
+/* A responder without a confirmed session tells the sender of an
+ * unattributable frame to handshake again, at most once per retransmit
+ * interval (§ RESYNC). */
+static void maybe_resync(struct sts_session *s, double now)
+{
+    if (is_initiator(s) || s->ended == STS_STATE_CLOSED || (s->cur.live && s->cur.confirmed))
+        return;
+    if (s->stats.resyncs_sent && now - s->last_resync < s->cfg.retransmit)
+        return;
+    uint8_t frame[STS_FRAME_HEADER_LEN];
+    s->last_resync = now;
+    s->stats.resyncs_sent++;
+    emit(s, frame, sts_frame_put_header(frame, STS_FRAME_RESYNC));
+}
+
+/* The first valid frame under keys proves the peer holds them. Returns 1
+ * when pending keys became current. */
+static int confirmed_by_peer(struct sts_session *s, struct keyset *ks, double now)
+{
+    struct attempt *a = s->hs;
+    if (a && ks == &a->pending) {
+        ks->confirmed = 1;
+        promote(s, ks, now);
+        drop_attempt(s);
+        return 1;
+    }
+    if (!s->cur.confirmed) {
+        s->cur.confirmed = 1;
+        if (a && a->promoted && a->phase == AWAIT_CONFIRM)
+            drop_attempt(s);
+    }
+    return 0;
+}
+
+static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
+                                 const uint8_t *frame)
+{
+    struct keyset *ks[2] = { s->cur.live ? &s->cur : NULL,
+                             s->hs && s->hs->pending.live ? &s->hs->pending : NULL };
+    size_t len = f->body_len - STS_FRAME_TAG_LEN;
+    enum sts_reason r = STS_REASON_STATE;
+    struct keyset *opened = NULL;
+
+    uint8_t *pt = malloc(len + 1);
+    if (!pt)
+        return STS_REASON_TOO_BIG;
+    for (int i = 0; i < 2 && !opened; i++) {
+        if (!ks[i])
+            continue;
+        enum sts_reason ri = keyset_open(s, ks[i], now, f, frame, pt);
+        if (!ri)
+            opened = ks[i];
+        else if (r == STS_REASON_STATE || ri == STS_REASON_REPLAY)
+            r = ri;
+    }
+    if (!opened) {
+        maybe_resync(s, now);
+        free(pt);
+        return r;
+    }
+    int replaced = confirmed_by_peer(s, opened, now);
+    if (f->type == STS_FRAME_KILL)
+        drop_keys(s, STS_STATE_CLOSED);
+    else if (len > 0)
+        s->stats.messages_in++;
+    if (replaced)
+        announce(s);
+    if (f->type == STS_FRAME_KILL)
+        report(s, STS_EVENT_CLOSED, pt, len);
+    else if (len > 0)
+        report(s, STS_EVENT_MESSAGE, pt, len);
+    mbedtls_platform_zeroize(pt, len);
+    free(pt);
+    return STS_REASON_NONE;
+}
+
+/* Initiator: the responder lost its session; handshake again, keeping the
+ * current keys meanwhile. Unauthenticated, so acted on at most once per
+ * handshake timeout after the last session began. */
+static enum sts_reason on_resync(struct sts_session *s, double now)
+{
+    if (!is_initiator(s) || !s->cur.live || handshake_in_flight(s) ||
+        now - s->established_at < s->cfg.handshake_timeout)
+        return STS_REASON_STATE;
+    s->stats.resyncs_received++;
+    return sts_session_start(s, now) ? STS_REASON_STATE : STS_REASON_NONE;
+}
+
+static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t *frame, size_t len)
+{
+    struct sts_frame f;
+    enum sts_reason why;
+    if (sts_frame_decode(&f, frame, len, s->cfg.max_frame, &why))
+        return why;
+    switch (f.type) {
+    case STS_FRAME_INITREQ: return on_initreq(s, now, &f, frame, len);
+    case STS_FRAME_INITACK:
+    case STS_FRAME_AUTHREQ: return on_reply(s, now, &f, frame, len);
+    case STS_FRAME_ENC:
+    case STS_FRAME_KILL: return on_sealed(s, now, &f, frame);
+    case STS_FRAME_RESYNC: return on_resync(s, now);
+    case STS_FRAME_AUTHACK: break;
+    }
+    return STS_REASON_UNKNOWN_TYPE;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+/* A handshake attempt that ran out of time (§ Retransmission). */
+static void attempt_expire(struct sts_session *s)
+{
+    struct attempt *a = s->hs;
+    enum sts_reason r = a->last_reject ? a->last_reject : STS_REASON_TIMEOUT;
+    int silent = a->phase == DONE || a->promoted;
+    drop_attempt(s);
+    if (silent) /* DONE needs no answer any more; promoted keys time out on their own */
+        return;
+    s->stats.rejected[STS_REASON_TIMEOUT]++;
+    if (is_initiator(s) && !s->cur.live) {
+        s->ended = STS_STATE_FAILED;
+        report_reason(s, STS_EVENT_FAILED, r);
+    } else {
+        report_reason(s, STS_EVENT_REJECTED, STS_REASON_TIMEOUT);
+    }
+}
+
+static void attempt_tick(struct sts_session *s, double now)
+{
+    struct attempt *a = s->hs;
+    if (now >= a->expires) {
+        attempt_expire(s);
+    } else if (attempt_waits(a) && now >= a->resend_at) {
+        a->interval = fmin(2 * a->interval, s->cfg.retransmit_max);
+        a->resend_at = now + a->interval;
+        attempt_resend(s, a);
+    }
+}
+
+static void cur_tick(struct sts_session *s, double now)
+{
+    struct keyset *ks = &s->cur;
+    if (!ks->confirmed && now >= ks->confirm_by) {
+        /* Its own attempt ended at the same time; a newer one may go on. */
+        keyset_wipe(ks);
+        if (is_initiator(s) && !s->hs)
+            s->ended = STS_STATE_FAILED;
+        s->stats.rejected[STS_REASON_TIMEOUT]++;
+        report_reason(s, STS_EVENT_FAILED, STS_REASON_TIMEOUT);
+        return;
+    }
+    if (tx_epoch_due(s, ks, now))
+        tx_next_epoch(s, ks);
+    expire_prev(ks, now);
+}
+
+static double next_deadline(const struct sts_session *s)
+{
+    double t = INFINITY;
+    const struct attempt *a = s->hs;
+    const struct keyset *ks = &s->cur;
+    if (a) {
+        t = fmin(t, a->expires);
+        if (attempt_waits(a))
+            t = fmin(t, a->resend_at);
+    }
+    if (ks->live) {
+        if (!ks->confirmed)
+            t = fmin(t, ks->confirm_by);
+        if (ks->tx_epoch_msgs > 0)
+            t = fmin(t, ks->tx_epoch_start + s->cfg.rekey_seconds);
+        if (ks->prev.key.has_key)
+            t = fmin(t, ks->prev_until);
+    }
+    return t;
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+static void config_defaults(struct sts_session_config *c)
+{
+    if (c->role == STS_ROLE_INITIATOR && !c->pattern)
+        c->pattern = c->peer_static ? STS_PATTERN_IK : STS_PATTERN_XX;
+    if (!c->suite)
+        c->suite = STS_SUITE_CHACHAPOLY_SHA256;
+    if (!c->allowed_patterns)
+        c->allowed_patterns = STS_ALLOW(STS_PATTERN_XX) | STS_ALLOW(STS_PATTERN_IK);
+    if (!c->rekey_messages)
+        c->rekey_messages = STS_SESSION_REKEY_MESSAGES;
+    if (c->rekey_messages > (uint64_t)1 << 32) /* an epoch has 2^32 counters */
+        c->rekey_messages = (uint64_t)1 << 32;
+    if (!(c->rekey_seconds > 0))
+        c->rekey_seconds = STS_SESSION_REKEY_SECONDS;
+    if (!(c->retransmit > 0))
+        c->retransmit = STS_SESSION_RETRANSMIT;
+    if (!(c->retransmit_max > 0))
+        c->retransmit_max = STS_SESSION_RETRANSMIT_MAX;
+    if (!(c->handshake_timeout > 0))
+        c->handshake_timeout = STS_SESSION_HANDSHAKE_TIMEOUT;
+    if (!c->max_frame || c->max_frame > STS_FRAME_MAX_DEFAULT)
+        c->max_frame = STS_FRAME_MAX_DEFAULT;
+}
+
+/* A config with its defaults applied: can every handshake it allows run? */
+static int config_valid(const struct sts_session_config *c)
+{
+    uint8_t suite_byte = sts_frame_suite_byte(STS_PATTERN_NN, c->suite);
+    enum sts_pattern p;
+    enum sts_suite cs;
+    if (!c->emit || !c->topic_out || !c->topic_in || c->max_frame < STS_FRAME_HANDSHAKE_MAX)
+        return 0;
+    if (c->role == STS_ROLE_RESPONDER) /* needs its static key for anything but NN */
+        return c->static_priv || c->allowed_patterns == STS_ALLOW(STS_PATTERN_NN);
+    if (c->role != STS_ROLE_INITIATOR || c->pattern < STS_PATTERN_NN ||
+        c->pattern > STS_PATTERN_IK || sts_frame_suite_parse(suite_byte, &p, &cs))
+        return 0;
+    if (c->pattern == STS_PATTERN_IK && !c->peer_static)
+        return 0;
+    return c->pattern == STS_PATTERN_NN || c->static_priv;
+}
+
+static int topic_init(struct topic *t, const char *name)
+{
+    t->len = strlen(name);
+    t->ad = malloc(STS_FRAME_SEALED_HEADER_LEN + t->len);
+    if (!t->ad)
+        return STS_ERR_NOMEM;
+    memcpy(t->ad + STS_FRAME_SEALED_HEADER_LEN, name, t->len);
+    return 0;
+}
+
+static void copy_key(uint8_t dst[32], uint8_t *flag, const uint8_t *src)
+{
+    if (src) {
+        memcpy(dst, src, 32);
+        *flag = 1;
+    }
+}
+
+int sts_session_new(struct sts_session **out, const struct sts_session_config *cfg)
+{
+    struct sts_session_config c = *cfg;
+    *out = NULL;
+    config_defaults(&c);
+    if (!config_valid(&c))
+        return STS_ERR_INVALID;
+    if (strlen(c.topic_out) > 0xffff || strlen(c.topic_in) > 0xffff)
+        return STS_ERR_TOO_BIG;
+    struct sts_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return STS_ERR_NOMEM;
+    copy_key(s->static_priv, &s->has_static, c.static_priv);
+    copy_key(s->pinned, &s->has_pinned, c.peer_static);
+    int err = topic_init(&s->out, c.topic_out);
+    if (!err)
+        err = topic_init(&s->in, c.topic_in);
+    /* Keep no pointer into the caller's memory. */
+    c.static_priv = c.peer_static = NULL;
+    c.topic_out = c.topic_in = NULL;
+    s->cfg = c;
+    if (err) {
+        sts_session_free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+int sts_session_start(struct sts_session *s, double now)
+{
+    if (!is_initiator(s) || handshake_in_flight(s))
+        return STS_ERR_STATE;
+    drop_attempt(s);
+    struct attempt *a = attempt_new(s, now, sts_frame_suite_byte(s->cfg.pattern, s->cfg.suite));
+    if (!a)
+        return STS_ERR_CRYPTO;
+    int err = attempt_write(a, STS_FRAME_INITREQ);
+    if (err) {
+        attempt_free(a);
+        return err;
+    }
+    s->hs = a;
+    s->ended = STS_STATE_IDLE;
+    a->phase = AWAIT_INITACK;
+    attempt_send(s, a, now);
+    return 0;
+}
+
+int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame, size_t len)
+{
+    s->stats.frames_in++;
+    enum sts_reason r = dispatch(s, now, frame, len);
+    if (!r)
+        return 0;
+    s->stats.rejected[r]++;
+    report_reason(s, STS_EVENT_REJECTED, r);
+    return sts_reason_error(r);
+}
+
+int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_t len)
+{
+    if (!s->cur.live)
+        return STS_ERR_STATE;
+    if (len > s->cfg.max_frame - STS_FRAME_OVERHEAD)
+        return STS_ERR_TOO_BIG;
+    uint8_t *frame = malloc(len + STS_FRAME_OVERHEAD);
+    size_t flen;
+    if (!frame)
+        return STS_ERR_NOMEM;
+    int err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, frame, &flen);
+    if (!err) {
+        s->stats.messages_out++;
+        emit(s, frame, flen);
+    }
+    free(frame);
+    return err;
+}
+
+double sts_session_tick(struct sts_session *s, double now)
+{
+    if (s->hs)
+        attempt_tick(s, now);
+    if (s->cur.live) /* again: a callback may have closed the session */
+        cur_tick(s, now);
+    return next_deadline(s);
+}
+
+/* The longest prefix of reason within the limit that does not split a UTF-8
+ * sequence. */
+static size_t reason_len(const char *reason)
+{
+    size_t len = reason ? strlen(reason) : 0;
+    if (len <= STS_SESSION_KILL_REASON_MAX)
+        return len;
+    len = STS_SESSION_KILL_REASON_MAX;
+    while (len > 0 && ((uint8_t)reason[len] & 0xc0) == 0x80)
+        len--;
+    return len;
+}
+
+int sts_session_close(struct sts_session *s, double now, const char *reason)
+{
+    size_t len = reason_len(reason), flen;
+    uint8_t frame[STS_SESSION_KILL_REASON_MAX + STS_FRAME_OVERHEAD];
+    int err = 0;
+    if (s->ended == STS_STATE_CLOSED)
+        return 0;
+    if (s->cur.live) {
+        err = seal(s, &s->cur, now, STS_FRAME_KILL, (const uint8_t *)reason, len, frame, &flen);
+        if (!err)
+            emit(s, frame, flen);
+    }
+    drop_keys(s, STS_STATE_CLOSED);
+    s->ended = STS_STATE_CLOSED;
+    report(s, STS_EVENT_CLOSED, reason, len);
+    return err;
+}
+
+enum sts_session_state sts_session_state(const struct sts_session *s)
+{
+    if (s->ended != STS_STATE_IDLE)
+        return s->ended;
+    if (s->cur.live)
+        return STS_STATE_ESTABLISHED;
+    return handshake_in_flight(s) ? STS_STATE_HANDSHAKE : STS_STATE_IDLE;
+}
+
+const struct sts_session_stats *sts_session_stats(const struct sts_session *s)
+{
+    return &s->stats;
+}
+
+int sts_session_peer_static(const struct sts_session *s, uint8_t out[32])
+{
+    if (!s->cur.live || !s->cur.has_peer)
+        return STS_ERR_STATE;
+    memcpy(out, s->cur.peer, 32);
+    return 0;
+}
+
+int sts_session_authenticated(const struct sts_session *s)
+{
+    return s->cur.live && s->cur.has_peer;
+}
+
+size_t sts_session_memory(const struct sts_session *s)
+{
+    size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len;
+    return s->hs ? n + sizeof *s->hs : n;
+}
+
+void sts_session_free(struct sts_session *s)
+{
+    if (!s)
+        return;
+    drop_attempt(s);
+    free(s->out.ad);
+    free(s->in.ad);
+    mbedtls_platform_zeroize(s, sizeof *s);
+    free(s);
+}
