@@ -1,29 +1,53 @@
--- Runs the demo: a private broker, a telemetry publisher and a subscriber,
--- each its own sts-lua process; prints what flows, then stops them all.
+-- Runs the demo: a private broker, a gateway and a sensor (each its own
+-- sts-lua process) exchanging telemetry over an end-to-end encrypted
+-- session, and what the broker sees meanwhile; then stops them all.
 local sts = require "sts"
 local test = require "sts.test"
 
 local readings = 3
 local broker = test.broker()
+local dir = test.tmpdir()
 print(string.format("broker: mosquitto on 127.0.0.1:%d", broker.port))
 
-local subscriber = test.spawn_script("scripts/telemetry-subscriber.lua",
-  "--host", broker.host, "-p", broker.port, "--count", readings)
-assert(subscriber:wait_for("subscribed"), "subscriber did not start:\n" .. subscriber:output())
-local publisher = test.spawn_script("scripts/telemetry-publisher.lua",
-  "--host", broker.host, "-p", broker.port, "--interval", 1, "--count", readings)
+-- Identity keys for both ends; the gateway trusts the sensor's key, the
+-- sensor pins the gateway's.
+local function keypair(name)
+  local private, public = sts.keygen()
+  test.write_file(dir .. "/" .. name .. ".key", private, "600")
+  test.write_file(dir .. "/" .. name .. ".pub", public)
+  return public
+end
+keypair("gateway")
+test.write_file(dir .. "/sensors.trust", keypair("sensor"))
 
-local ok = subscriber:wait(readings + 10)
-publisher:wait(5)
-print("--- publisher ---")
-io.write(publisher:output())
-print("--- subscriber ---")
-io.write(subscriber:output())
-publisher:kill()
-subscriber:kill()
+-- The broker's view: everything published under plant/.
+local seen = {}
+local spy = assert(sts.connect(broker:options()))
+spy:subscribe("plant/#", function(topic, payload)
+  seen[#seen + 1] = string.format("  %-22s %4d bytes  %s...", topic, #payload,
+    (payload:sub(1, 16):gsub(".", function(c) return string.format("%02x", c:byte()) end)))
+end, { qos = 1 })
+
+local gateway = test.spawn_script("scripts/secure-gateway.lua", "--host", broker.host, "-p", broker.port,
+  "--identity", dir .. "/gateway.key", "--trust", dir .. "/sensors.trust", "--count", readings)
+assert(gateway:wait_for("listening"), "gateway did not start:\n" .. gateway:output())
+local sensor = test.spawn_script("scripts/secure-sensor.lua", "--host", broker.host, "-p", broker.port,
+  "--identity", dir .. "/sensor.key", "--peer", dir .. "/gateway.pub", "--interval", 1, "--count", readings)
+
+local code = gateway:wait(readings + 15)
+sensor:wait(5)
+print("--- sensor ---")
+io.write(sensor:output())
+print("--- gateway ---")
+io.write(gateway:output())
+print("--- what the broker saw (first 16 bytes of each payload) ---")
+print(table.concat(seen, "\n"))
+sensor:kill()
+gateway:kill()
+spy:disconnect()
 broker:stop()
 test.cleanup()
-if not ok then
-  io.stderr:write("demo failed: the subscriber did not receive every reading\n")
+if code ~= 0 then
+  io.stderr:write("demo failed: the gateway did not receive every reading\n")
   os.exit(1)
 end

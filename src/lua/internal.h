@@ -4,6 +4,8 @@
 #ifndef STS_LUA_INTERNAL_H
 #define STS_LUA_INTERNAL_H
 
+#include "crypto/keyfile.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -12,6 +14,8 @@
 void stsl_open_loop(lua_State *L);
 void stsl_open_log(lua_State *L);
 void stsl_open_mqtt(lua_State *L);
+void stsl_open_crypto(lua_State *L);
+void stsl_open_session(lua_State *L);
 void stsl_open_noise(lua_State *L);
 
 /* The main Lua thread, where every callback from the loop runs. */
@@ -45,6 +49,18 @@ lua_Integer stsl_opt_integer(lua_State *L, int idx, const char *key, lua_Integer
 int stsl_opt_boolean(lua_State *L, int idx, const char *key, int def);
 /* Pushes t[key] if it is a table (returns 1), nothing if absent (returns 0). */
 int stsl_opt_table(lua_State *L, int idx, const char *key);
+
+/* MQTT clients, for the layers that publish through one. The client's
+ * userdata must be kept reachable (a user value) by whoever holds the
+ * pointer; stsl_client_mqtt gives NULL once the client is closed. */
+struct lclient;
+struct sts_mqtt;
+struct lclient *stsl_check_client(lua_State *L, int idx);
+struct sts_mqtt *stsl_client_mqtt(const struct lclient *c);
+
+/* Reads a key given as a key text or a file path. Returns 1, or 0 with an
+ * error message pushed (naming `what`). */
+int stsl_check_key(lua_State *L, int idx, uint8_t key[32], enum sts_key_kind kind, const char *what);
 
 /* Expected failures: pushes nil and a formatted message, returns 2. */
 int stsl_fail(lua_State *L, const char *fmt, ...);

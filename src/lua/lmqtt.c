@@ -36,6 +36,16 @@ static struct lclient *check_client(lua_State *L, int idx)
     return c;
 }
 
+struct lclient *stsl_check_client(lua_State *L, int idx)
+{
+    return check_client(L, idx);
+}
+
+struct sts_mqtt *stsl_client_mqtt(const struct lclient *c)
+{
+    return c->m;
+}
+
 /* Pushes the client's userdata from the registry; returns 0 if it is closed. */
 static int push_client(lua_State *L, struct lclient *c)
 {

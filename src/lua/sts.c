@@ -24,6 +24,8 @@ int luaopen_sts(lua_State *L)
     stsl_open_log(L);
     stsl_open_loop(L);
     stsl_open_mqtt(L);
+    stsl_open_crypto(L);
+    stsl_open_session(L);
     stsl_open_noise(L);
     return 1;
 }
