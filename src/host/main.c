@@ -143,42 +143,38 @@ static void print_results(lua_State *L)
 static void repl(lua_State *L)
 {
     char line[4096];
-    luaL_Buffer chunk;
     int interactive = isatty(STDIN_FILENO);
 
+    lua_settop(L, 0); /* holds the text of an unfinished statement, if any */
     for (;;) {
-        lua_settop(L, 0);
-        luaL_buffinit(L, &chunk);
-        int status;
-        int first = 1;
-        for (;;) {
-            if (interactive) fputs(first ? "> " : ">> ", stdout), fflush(stdout);
-            if (!fgets(line, sizeof line, stdin)) {
-                if (interactive) fputc('\n', stdout);
-                return;
-            }
-            luaL_addstring(&chunk, line);
-            luaL_pushresult(&chunk);
-            const char *code = lua_tostring(L, -1);
-            /* An expression prints its value, as in lua's own REPL. */
-            lua_pushfstring(L, "return %s", code);
-            status = luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=stdin");
-            if (status != LUA_OK) {
-                lua_pop(L, 2);
-                status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
-            } else {
-                lua_remove(L, -2);
-            }
-            if (!incomplete(L, status)) break;
-            lua_pop(L, 1); /* the error; keep the text and read more */
-            luaL_buffinit(L, &chunk);
-            luaL_addvalue(&chunk);
-            first = 0;
+        if (interactive) {
+            fputs(lua_gettop(L) ? ">> " : "> ", stdout);
+            fflush(stdout);
         }
-        lua_remove(L, 1); /* the source text */
+        if (!fgets(line, sizeof line, stdin)) {
+            if (interactive) fputc('\n', stdout);
+            return;
+        }
+        lua_pushstring(L, line);
+        lua_concat(L, lua_gettop(L));
+        const char *code = lua_tostring(L, 1);
+        /* An expression prints its value, as in lua's own REPL. */
+        lua_pushfstring(L, "return %s", code);
+        int status = luaL_loadbuffer(L, lua_tostring(L, 2), lua_rawlen(L, 2), "=stdin");
+        lua_remove(L, 2);
+        if (status != LUA_OK) {
+            lua_pop(L, 1);
+            status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+        }
+        if (incomplete(L, status)) {
+            lua_pop(L, 1); /* keep the text, read more */
+            continue;
+        }
+        lua_remove(L, 1);
         if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
         if (status == LUA_OK) print_results(L);
         else report(L, status);
+        lua_settop(L, 0);
     }
 }
 

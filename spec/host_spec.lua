@@ -1,0 +1,91 @@
+-- The sts-lua command line: the lua interpreter's, plus --help and --version.
+local test = require "sts.test"
+
+-- Runs sts-lua with the given shell-quoted arguments and stdin text; returns
+-- stdout+stderr and the exit status.
+local function run(args, stdin)
+  local dir = test.tmpdir()
+  local input = dir .. "/stdin"
+  test.write_file(input, stdin or "")
+  local p = io.popen(string.format("%s %s <%s 2>&1; echo \"exit=$?\"", test.quote(test.sts_lua()), args, test.quote(input)))
+  local out = p:read("a")
+  p:close()
+  local status = tonumber(out:match("exit=(%d+)\n$"))
+  return out:gsub("exit=%d+\n$", ""), status
+end
+
+describe("the sts-lua command line", function()
+  teardown(test.cleanup)
+
+  it("runs a script with its arguments in arg and ...", function()
+    local dir = test.tmpdir()
+    test.write_file(dir .. "/args.lua", "print(arg[0], arg[1], arg[2], select('#', ...), ...)")
+    local out, status = run(test.quote(dir .. "/args.lua") .. " one two")
+    assert.equal(0, status)
+    assert.equal(dir .. "/args.lua\tone\ttwo\t2\tone\ttwo\n", out)
+  end)
+
+  it("runs -e chunks and -l libraries in order, then the script", function()
+    local out, status = run("-l sts -e \"print(type(sts.connect))\" -e \"print(2)\"")
+    assert.equal(0, status)
+    assert.equal("function\n2\n", out)
+    out = run("-l s=sts -e \"print(s.version)\"")
+    assert.matches("^%d+%.%d+%.%d+\n$", out)
+  end)
+
+  it("prints its version and Lua's with -v and --version", function()
+    for _, flag in ipairs({ "-v", "--version" }) do
+      local out, status = run(flag)
+      assert.equal(0, status)
+      assert.matches("^sts%-lua %d+%.%d+%.%d+ %(Lua 5%.4", out)
+    end
+  end)
+
+  it("prints usage with --help, and refuses unknown options", function()
+    local out, status = run("--help")
+    assert.equal(0, status)
+    assert.matches("usage:", out)
+    out, status = run("--frobnicate")
+    assert.equal(1, status)
+    assert.matches("unrecognized option '%-%-frobnicate'", out)
+    out, status = run("-e")
+    assert.equal(1, status)
+    assert.matches("'%-e' needs argument", out)
+  end)
+
+  it("reads the script from stdin with -, and stops options at --", function()
+    local out, status = run("- a b", "print(table.concat({...}, ','), arg[0])")
+    assert.equal(0, status)
+    assert.equal("a,b\t-\n", out)
+    local dir = test.tmpdir()
+    test.write_file(dir .. "/-v", "print('a script named -v')")
+    out = run("-- " .. test.quote(dir .. "/-v"))
+    assert.equal("a script named -v\n", out)
+  end)
+
+  it("exits 1 with the message and a traceback on a script error", function()
+    local dir = test.tmpdir()
+    test.write_file(dir .. "/fails.lua", "local function inner() error('broken on purpose') end\ninner()\n")
+    local out, status = run(test.quote(dir .. "/fails.lua"))
+    assert.equal(1, status)
+    assert.matches("fails.lua:1: broken on purpose", out)
+    assert.matches("stack traceback:", out)
+    assert.matches("in local 'inner'", out)
+    out, status = run("-e \"x = = 1\"")
+    assert.equal(1, status)
+    assert.matches("unexpected symbol", out)
+  end)
+
+  it("enters the interactive loop with -i, evaluating expressions", function()
+    local out, status = run("-i", "return 1 + 1\n6 * 7\nt = {\n1 }\nprint(#t)\n")
+    assert.equal(0, status)
+    assert.matches("^sts%-lua", out)
+    assert.matches("\n2\n42\n1\n$", out)
+  end)
+
+  it("finds the project's Lua modules", function()
+    local out, status = run("-e \"print(require('sts.cli') ~= nil, require('sts.test') ~= nil)\"")
+    assert.equal(0, status)
+    assert.equal("true\ttrue\n", out)
+  end)
+end)
