@@ -12,38 +12,38 @@ static int set_key(mbedtls_aes_context *ctx, int encrypt, const uint8_t *key, si
     return rc == 0 ? 0 : STS_ERR_CRYPTO;
 }
 
-int sts_aes_ecb(int encrypt, const uint8_t *key, size_t keylen,
-                const uint8_t *in, size_t len, uint8_t *out)
+/* One pass of AES over whole blocks: ECB when iv is NULL, else CBC with the
+ * chained IV updated in place. */
+static int crypt_blocks(int encrypt, const uint8_t *key, size_t keylen, uint8_t *iv,
+                        const uint8_t *in, size_t len, uint8_t *out)
 {
     mbedtls_aes_context ctx;
+    int mode = encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT;
     int rc;
 
     if (len % 16) return STS_ERR_INVALID;
     mbedtls_aes_init(&ctx);
     rc = set_key(&ctx, encrypt, key, keylen);
-    for (size_t off = 0; rc == 0 && off < len; off += 16) {
-        if (mbedtls_aes_crypt_ecb(&ctx, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT,
-                                  in + off, out + off) != 0)
-            rc = STS_ERR_CRYPTO;
+    if (rc == 0 && iv) {
+        if (mbedtls_aes_crypt_cbc(&ctx, mode, len, iv, in, out) != 0) rc = STS_ERR_CRYPTO;
+    }
+    for (size_t off = 0; rc == 0 && !iv && off < len; off += 16) {
+        if (mbedtls_aes_crypt_ecb(&ctx, mode, in + off, out + off) != 0) rc = STS_ERR_CRYPTO;
     }
     mbedtls_aes_free(&ctx);
     return rc;
 }
 
+int sts_aes_ecb(int encrypt, const uint8_t *key, size_t keylen,
+                const uint8_t *in, size_t len, uint8_t *out)
+{
+    return crypt_blocks(encrypt, key, keylen, NULL, in, len, out);
+}
+
 int sts_aes_cbc(int encrypt, const uint8_t *key, size_t keylen, uint8_t iv[16],
                 const uint8_t *in, size_t len, uint8_t *out)
 {
-    mbedtls_aes_context ctx;
-    int rc;
-
-    if (len % 16) return STS_ERR_INVALID;
-    mbedtls_aes_init(&ctx);
-    rc = set_key(&ctx, encrypt, key, keylen);
-    if (rc == 0 && mbedtls_aes_crypt_cbc(&ctx, encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT,
-                                         len, iv, in, out) != 0)
-        rc = STS_ERR_CRYPTO;
-    mbedtls_aes_free(&ctx);
-    return rc;
+    return crypt_blocks(encrypt, key, keylen, iv, in, len, out);
 }
 
 size_t sts_pkcs7_pad(uint8_t *out, const uint8_t *in, size_t len)
