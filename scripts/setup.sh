@@ -7,7 +7,7 @@ STS_PACKAGES=(
   liblua5.4-dev lua5.4 lua-busted lua-dkjson
   libmosquitto-dev mosquitto mosquitto-clients
   libmbedtls-dev libedit-dev
-  openssl netcat-openbsd python3-cryptography-vectors
+  openssl netcat-openbsd python3-cryptography python3-cryptography-vectors
 )
 
 sts_install_missing() {

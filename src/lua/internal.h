@@ -17,6 +17,8 @@ void stsl_open_mqtt(lua_State *L);
 void stsl_open_crypto(lua_State *L);
 void stsl_open_session(lua_State *L);
 void stsl_open_noise(lua_State *L);
+void stsl_open_dh(lua_State *L);
+void stsl_open_fernet(lua_State *L);
 
 /* The main Lua thread, where every callback from the loop runs. */
 lua_State *stsl_main(void);
@@ -64,5 +66,9 @@ int stsl_check_key(lua_State *L, int idx, uint8_t key[32], enum sts_key_kind kin
 
 /* Expected failures: pushes nil and a formatted message, returns 2. */
 int stsl_fail(lua_State *L, const char *fmt, ...);
+
+/* Registers metatable `name` with the metamethods `meta` and, as __index, a
+ * table of `methods`. */
+void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
 #endif

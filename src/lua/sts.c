@@ -16,6 +16,16 @@ int stsl_fail(lua_State *L, const char *fmt, ...)
     return 2;
 }
 
+void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 int luaopen_sts(lua_State *L)
 {
     lua_newtable(L);
@@ -27,5 +37,7 @@ int luaopen_sts(lua_State *L)
     stsl_open_crypto(L);
     stsl_open_session(L);
     stsl_open_noise(L);
+    stsl_open_dh(L);
+    stsl_open_fernet(L);
     return 1;
 }
