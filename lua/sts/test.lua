@@ -98,6 +98,47 @@ function test.spawn_script(script, ...)
   return test.spawn(table.concat(parts, " "))
 end
 
+--- Like test.spawn, but the command's stdin is a pipe this process writes to
+-- over time: proc:send(line) writes a line, proc:close_input() is EOF. For
+-- driving interactive programs (the sts-lua shell) the way a user would.
+function test.spawn_fed(cmd, dir)
+  dir = dir or test.tmpdir()
+  local fifo = string.format("%s/stdin-%d", dir, math.random(1 << 30))
+  run("mkfifo " .. sh_quote(fifo))
+  -- A keeper process holds the pipe open for writing: the command sees EOF
+  -- when it ends, not when a send closes its end. This process keeps no
+  -- descriptor on the pipe, which every later spawn would inherit.
+  local ready = fifo .. ".ready"
+  local keeper = test.spawn(string.format("exec 3<>%s; : >%s; exec sleep 1000000",
+    sh_quote(fifo), sh_quote(ready)), dir)
+  assert(test.wait_until(function() return read_file(ready) end), "the stdin keeper did not start")
+  -- Once the command has the pipe open, ending the keeper is an EOF it sees.
+  local opened = fifo .. ".opened"
+  local proc = test.spawn(string.format("exec <%s; : >%s; %s", sh_quote(fifo), sh_quote(opened), cmd), dir)
+  assert(test.wait_until(function() return read_file(opened) end), "the command did not open its stdin")
+  proc.fifo, proc.keeper = fifo, keeper
+  return proc
+end
+
+--- Writes data as it is (keys typed so far); :send(line) adds the newline.
+function Process:write(data)
+  assert(self.fifo, "not spawned with test.spawn_fed")
+  -- Read-write, so the open never waits for a reader and a write after the
+  -- command ended cannot raise SIGPIPE here.
+  local f = assert(io.open(self.fifo, "r+"))
+  f:write(data)
+  f:close()
+end
+
+function Process:send(line)
+  self:write(line .. "\n")
+end
+
+function Process:close_input()
+  if self.keeper then self.keeper:kill() end
+  self.keeper = nil
+end
+
 function Process:output()
   return read_file(self.out) or ""
 end
@@ -128,6 +169,7 @@ end
 
 --- Signals the whole process group (default TERM), then KILL if it lingers.
 function Process:kill(signal)
+  self:close_input()
   if self:alive() then
     os.execute(string.format("kill -%s -%d 2>/dev/null", signal or "TERM", self.pid))
     if not self:wait(5) then os.execute(string.format("kill -KILL -%d 2>/dev/null", self.pid)) end

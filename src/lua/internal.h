@@ -17,6 +17,9 @@ void stsl_open_mqtt(lua_State *L);
 void stsl_open_crypto(lua_State *L);
 void stsl_open_session(lua_State *L);
 void stsl_open_noise(lua_State *L);
+void stsl_open_config(lua_State *L);
+void stsl_open_legacy(lua_State *L);
+void stsl_open_stdin(lua_State *L);
 void stsl_open_dh(lua_State *L);
 void stsl_open_fernet(lua_State *L);
 

@@ -91,7 +91,8 @@ static int trust_gc(lua_State *L)
     return 0;
 }
 
-/* Pushes a trust userdata read from the file at `path`, or nil and a message. */
+/* Pushes a trust userdata read from the file at `path` and returns 1, or
+ * returns 0 with an error message pushed (as read_policy does). */
 static int push_trust_file(lua_State *L, const char *path)
 {
     struct trust *t = lua_newuserdatauv(L, sizeof *t, 0);
@@ -99,7 +100,10 @@ static int push_trust_file(lua_State *L, const char *path)
     t->n = 0;
     luaL_setmetatable(L, TRUST_MT);
     FILE *f = fopen(path, "r");
-    if (!f) return stsl_fail(L, "trust: cannot open %s", path);
+    if (!f) {
+        lua_pushfstring(L, "trust: cannot open %s", path);
+        return 0;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     char chunk[4096];
@@ -110,8 +114,10 @@ static int push_trust_file(lua_State *L, const char *path)
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     unsigned line = 0;
-    if (sts_trust_parse(text, len, trust_add, t, &line) != 0)
-        return stsl_fail(L, "%s:%u: not a public key (64 hex digits, then an optional comment)", path, line);
+    if (sts_trust_parse(text, len, trust_add, t, &line) != 0) {
+        lua_pushfstring(L, "%s:%d: not a public key (64 hex digits, then an optional comment)", path, (int)line);
+        return 0;
+    }
     lua_pop(L, 1);
     return 1;
 }
@@ -303,7 +309,7 @@ static void settle(lua_State *L, int session, int ok, const char *reason)
 
 static void call_listener(lua_State *L, int session);
 static void close_session(lua_State *L, int idx, struct lsession *ls, const char *reason);
-static void drop_from_listener(lua_State *L, int session);
+static void leave_listener(lua_State *L, int session, const struct lsession *ls);
 
 static void push_info(lua_State *L, const struct lsession *ls)
 {
@@ -401,7 +407,7 @@ static void on_timer(struct sts_timer *t, void *ud)
     (void)t;
     if (ls->listened && !ls->established && sts_now() >= ls->give_up) {
         if (push_session(L, ls)) {
-            drop_from_listener(L, lua_gettop(L));
+            close_session(L, lua_gettop(L), ls, "dropped");
             lua_pop(L, 1);
         }
         return;
@@ -598,12 +604,30 @@ static void close_session(lua_State *L, int idx, struct lsession *ls, const char
     if (get_uv(L, idx, "wait_timer") != LUA_TNIL) sts_timer_stop(loop(), lua_touserdata(L, -1));
     lua_pop(L, 1);
     if (ls->s) sts_session_close(ls->s, sts_now(), reason);
-    if (!ls->listened) {
+    if (ls->listened) {
+        leave_listener(L, idx, ls);
+    } else {
         get_uv(L, idx, "client");
         unsubscribe(L, lua_gettop(L), ls->topic_in);
         lua_pop(L, 1);
     }
     unanchor(L, ls);
+}
+
+/* Why a responder's wait ended. An initiator it refused (an untrusted key, a
+ * pattern not allowed) gets no answer, so the reasons are told here. */
+static void push_wait_failure(lua_State *L, const struct lsession *ls)
+{
+    const struct sts_session_stats *st = sts_session_stats(ls->s);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int r = 1; r < STS_REASON_COUNT; r++) {
+        if (r == STS_REASON_TIMEOUT || !st->rejected[r]) continue;
+        luaL_addstring(&b, luaL_bufflen(&b) ? ", " : "timeout: no handshake completed; refused: ");
+        luaL_addstring(&b, sts_reason_name((enum sts_reason)r));
+    }
+    if (luaL_bufflen(&b) == 0) luaL_addstring(&b, "timeout: no initiator came");
+    luaL_pushresult(&b);
 }
 
 static void wait_expired(struct sts_timer *t, void *ud)
@@ -613,9 +637,10 @@ static void wait_expired(struct sts_timer *t, void *ud)
     (void)t;
     if (w->ls->established || !push_session(L, w->ls)) return;
     int session = lua_gettop(L);
-    settle(L, session, 0, "timeout: no initiator came");
+    push_wait_failure(L, w->ls);
+    settle(L, session, 0, lua_tostring(L, -1));
     close_session(L, session, w->ls, "timeout");
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
 /* --- sts.listen: one responder for many initiators --------------------------------- */
@@ -668,9 +693,10 @@ static void call_listener(lua_State *L, int session)
     (void)ls;
 }
 
-static void drop_from_listener(lua_State *L, int session)
+/* A closed session leaves its listener's table, so that the next handshake
+ * on its topic makes a new session rather than reach a closed one. */
+static void leave_listener(lua_State *L, int session, const struct lsession *ls)
 {
-    struct lsession *ls = check_session(L, session);
     get_uv(L, session, "listener");
     if (!lua_isnil(L, -1)) {
         struct llistener *li = check_listener(L, -1);
@@ -681,7 +707,6 @@ static void drop_from_listener(lua_State *L, int session)
         li->nsessions--;
     }
     lua_pop(L, 1);
-    close_session(L, session, ls, "dropped");
 }
 
 /* The listener's subscription handler: routes each frame to the session of

@@ -37,6 +37,9 @@ int luaopen_sts(lua_State *L)
     stsl_open_crypto(L);
     stsl_open_session(L);
     stsl_open_noise(L);
+    stsl_open_config(L);
+    stsl_open_legacy(L);
+    stsl_open_stdin(L);
     stsl_open_dh(L);
     stsl_open_fernet(L);
     return 1;

@@ -1,0 +1,166 @@
+--- The shell's config files, read into what a session needs.
+--
+-- sts.config.load parses and checks the syntax, the keys and the types; this
+-- module checks what only makes sense together (sts_mode and aes, tls and
+-- its files, a password and its user) and turns values into options for
+-- sts.connect and sts.handshake. Every error is one line naming the file,
+-- the line of the key (when the key is there) and the key, as
+--   configs/x:4: key 'aes': sts_mode = master needs aes = ecb or cbc
+-- and is raised with error(message, 0) for the shell to print.
+local sts = require "sts"
+
+local Config = {}
+Config.__index = Config
+
+function Config.load(path)
+  local values, lines = sts.config.load(path)
+  if not values then error(lines, 0) end
+  return setmetatable({ path = path, values = values, lines = lines }, Config)
+end
+
+function Config:fail(key, fmt, ...)
+  local where = self.lines[key] and ("%s:%d"):format(self.path, self.lines[key]) or self.path
+  error(("%s: key '%s': " .. fmt):format(where, key, ...), 0)
+end
+
+function Config:bool(key, default)
+  local v = self.values[key]
+  if v == nil then return default end
+  return sts.config.bool(v)
+end
+
+function Config:integer(key, default)
+  return math.tointeger(tonumber(self.values[key] or default))
+end
+
+local NATIVE_KEYS = { "pattern", "identity", "peer", "trust" }
+
+--- The kind of session: "nosec", "legacy" (the original protocol) or "sts"
+-- (the native one), the role (master or slave) and the original's cipher.
+function Config:kind()
+  local v = self.values
+  local mode = v.sts_mode or self:fail("sts_mode", "missing: set nosec, master or slave")
+  local aes = v.aes or "null"
+  if v.protocol == "sts" then
+    if mode == "nosec" then self:fail("sts_mode", "protocol = sts needs master or slave") end
+    if aes ~= "null" then self:fail("aes", "protocol = sts has its own cipher: remove aes") end
+    return "sts", mode
+  end
+  for _, key in ipairs(NATIVE_KEYS) do
+    if v[key] then self:fail(key, "only used with protocol = sts") end
+  end
+  if mode == "nosec" then
+    if aes ~= "null" then self:fail("aes", "sts_mode = nosec encrypts nothing: set aes = null") end
+    return "nosec"
+  end
+  if aes == "null" then self:fail("aes", "sts_mode = %s needs aes = ecb or cbc", mode) end
+  return "legacy", mode, aes
+end
+
+--- The topics: from the config, else the original's m2s / s2m by role.
+function Config:topics(role)
+  local v = self.values
+  local defaults = { master = { "s2m", "m2s" }, slave = { "m2s", "s2m" } }
+  local sub = v.subtop or (defaults[role] or {})[1]
+  local pub = v.pubtop or (defaults[role] or {})[2]
+  if not sub then self:fail("subtop", "missing: sts_mode = nosec needs subtop and pubtop") end
+  if not pub then self:fail("pubtop", "missing: sts_mode = nosec needs subtop and pubtop") end
+  return sub, pub
+end
+
+--- url (or ip): a host name, or tcp://host[:port] / mqtt://host[:port].
+function Config:broker()
+  local v = self.values
+  local key = v.ip and "ip" or "url"
+  local url = v[key] or "localhost"
+  local scheme, rest = url:match("^(%w+)://(.*)$")
+  if scheme and scheme ~= "tcp" and scheme ~= "mqtt" then
+    self:fail(key, "unsupported scheme '%s://' (TLS is set with tls = true)", scheme)
+  end
+  local host, port = (rest or url):match("^([^:]*):(%d+)$") -- an IPv6 address keeps its colons
+  host = host or rest or url
+  if port and v.port and port ~= v.port then
+    self:fail("port", "%s differs from the port in %s = %s", v.port, key, url)
+  end
+  return host, math.tointeger(tonumber(port or v.port or "1883"))
+end
+
+local TLS_KEYS = { "cafile", "capath", "certfile", "keyfile", "tls_insecure", "tls_version" }
+
+function Config:tls()
+  local v = self.values
+  if not self:bool("tls", false) then
+    for _, key in ipairs(TLS_KEYS) do
+      if v[key] then self:fail(key, "needs tls = true") end
+    end
+    return nil
+  end
+  if not (v.cafile or v.capath) then self:fail("tls", "tls = true needs cafile or capath") end
+  if (v.certfile == nil) ~= (v.keyfile == nil) then
+    self:fail(v.certfile and "certfile" or "keyfile", "certfile and keyfile go together")
+  end
+  return { cafile = v.cafile, capath = v.capath, certfile = v.certfile, keyfile = v.keyfile,
+           insecure = self:bool("tls_insecure", false), version = v.tls_version }
+end
+
+local MQTT_VERSIONS = { ["3"] = "3.1", ["4"] = "3.1.1", ["5"] = "5" }
+
+--- Options for sts.connect.
+function Config:connect_options()
+  local v = self.values
+  local o = { timeout = 5, tls = self:tls() }
+  o.host, o.port = self:broker()
+  if v.clientid and v.clientid ~= "" then o.client_id = v.clientid end
+  if v.username and v.username ~= "" then
+    o.username, o.password = v.username, v.password
+  elseif v.password and v.password ~= "" then
+    self:fail("password", "a password needs a username")
+  end
+  o.protocol = MQTT_VERSIONS[v.mqtt_version or "4"]
+  if v.keep_alive then
+    o.keepalive = self:integer("keep_alive")
+    if o.keepalive < 5 then self:fail("keep_alive", "must be at least 5 seconds") end
+  end
+  o.clean_session = self:bool("clean_session", true)
+  if not o.clean_session and not o.client_id then
+    self:fail("clean_session", "a persistent session (false) needs a clientid")
+  end
+  return o
+end
+
+--- Checks a key file through fn (sts.public_key or sts.fingerprint) and
+-- returns what it gives; its error names the file, not fn.
+function Config:key_file(key, fn)
+  local result, err = fn(self.values[key])
+  if not result then self:fail(key, "%s", (err:gsub("^[%w_]+: ", ""))) end
+  return result
+end
+
+--- Options for sts.handshake (without pub, sub and wait), and this side's
+-- fingerprint (nil with pattern NN and no identity). Key files are paths
+-- from the shell's working directory.
+function Config:native_options(role)
+  local v = self.values
+  local o = { role = role, identity = v.identity, peer = v.peer, trust = v.trust, pattern = v.pattern,
+              qos = v.qos and self:integer("qos") }
+  local unauthenticated = v.pattern == "NN"
+  local fingerprint
+  if v.identity then
+    fingerprint = sts.fingerprint(self:key_file("identity", sts.public_key))
+  elseif not unauthenticated then
+    self:fail("identity", "missing: protocol = sts needs this side's private key file (or pattern = NN)")
+  end
+  if v.peer then self:key_file("peer", sts.fingerprint) end
+  if v.trust then
+    local f, err = io.open(v.trust)
+    if not f then self:fail("trust", "%s", err) end
+    f:close()
+  end
+  if not (v.peer or v.trust or unauthenticated) then
+    self:fail("peer", "missing: protocol = sts needs the peer's public key file (peer) or a file of "
+      .. "accepted keys (trust), or pattern = NN")
+  end
+  return o, fingerprint
+end
+
+return Config

@@ -1,0 +1,583 @@
+-- The Secure Telemetry Shell through a real mosquitto: `sts-lua --shell`
+-- processes fed commands over a pipe, as a user would type them, and raw
+-- MQTT clients that watch or forge the frames between them.
+local sts = require "sts"
+local test = require "sts.test"
+
+local RECORDED = "../shared/vectors/legacy-sts/handshake-cbc.json"
+
+local function unhex(h)
+  return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
+end
+
+local function count(text, plain)
+  local n, at = 0, 1
+  while true do
+    local s, e = text:find(plain, at, true)
+    if not s then return n end
+    n, at = n + 1, e + 1
+  end
+end
+
+describe("the shell", function()
+  local broker, dir
+  local shells = {}
+
+  setup(function()
+    broker = test.broker()
+    dir = test.tmpdir()
+  end)
+  teardown(function()
+    for _, p in ipairs(shells) do p:kill() end
+    broker:stop()
+    test.cleanup()
+  end)
+
+  --- Writes a config file for this broker; `lines` may use {port}.
+  local function config(name, lines)
+    local path = dir .. "/" .. name
+    local text = table.concat(lines, "\n"):gsub("{port}", tostring(broker.port))
+    test.write_file(path, text .. "\n")
+    return path
+  end
+
+  local function spawn_shell()
+    local p = test.spawn_fed(test.quote(test.sts_lua()) .. " --shell", dir)
+    shells[#shells + 1] = p
+    return p
+  end
+
+  --- A shell with `commands` typed in; waits for `pattern` if given.
+  local function shell_with(commands, pattern)
+    local p = spawn_shell()
+    for _, c in ipairs(commands) do p:send(c) end
+    if pattern then
+      assert(p:wait_for(pattern), "no '" .. pattern .. "' in:\n" .. p:output())
+    end
+    return p
+  end
+
+  local function expect(p, pattern, timeout)
+    local found = p:wait_for(pattern, timeout)
+    assert(found, "no '" .. pattern .. "' in:\n" .. p:output())
+    return found
+  end
+
+  --- Closes the shell's input and checks that it exits with status 0.
+  local function finish(p)
+    p:close_input()
+    assert.equal(0, p:wait(10), p:output())
+  end
+
+  local function legacy_configs(aes, tag)
+    local master = config("legacy-master-" .. tag, {
+      "# original STS config", "url = 127.0.0.1", "port = {port}", "sts_mode = master",
+      "aes = " .. aes, "pubtop = " .. tag .. "/m2s", "subtop = " .. tag .. "/s2m",
+    })
+    local slave = config("legacy-slave-" .. tag, {
+      "ip = 127.0.0.1", "port={port}", "sts_mode=slave", "aes=" .. aes,
+      "pubtop = " .. tag .. "/s2m", "subtop = " .. tag .. "/m2s",
+    })
+    return master, slave
+  end
+
+  --- A started legacy slave and master, established.
+  local function legacy_pair(aes, tag)
+    local mcfg, scfg = legacy_configs(aes, tag)
+    local slave = shell_with({ "start " .. scfg }, "waiting for the master's INITREQ")
+    local master = shell_with({ "start " .. mcfg })
+    expect(master, "session established")
+    expect(slave, "session established")
+    return master, slave
+  end
+
+  describe("in nosec mode", function()
+    it("sends and receives plain messages between two shells", function()
+      local a_cfg = config("nosec-a", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = chat/b", "pubtop = chat/a" })
+      local b_cfg = config("nosec-b", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "aes = null", "subtop = chat/a", "pubtop = chat/b" })
+      local a = shell_with({ "start " .. a_cfg }, "session started")
+      local b = shell_with({ "start " .. b_cfg }, "session started")
+      a:send("send hello from a, with  two spaces")
+      expect(b, "%[MQTT_INC%]: hello from a, with  two spaces\n")
+      b:send("send and back from b")
+      expect(a, "%[MQTT_INC%]: and back from b\n")
+      a:send("sendenc secret")
+      expect(a, "error: encryption is off %(sts_mode = nosec%): use send")
+      finish(a)
+      finish(b)
+      assert.matches("session stopped", a:output())
+    end)
+
+    it("publishes and subscribes on other topics with pub and sub", function()
+      local cfg = config("nosec-sub", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = own/in", "pubtop = own/out" })
+      local p = shell_with({ "start " .. cfg, "sub extra/#" }, "session started")
+      sts.sleep(0.2)
+      p:send("pub extra/x a plain note")
+      expect(p, "%[MQTT_INC extra/x%]: a plain note")
+      finish(p)
+    end)
+
+    it("shows control characters from the network escaped", function()
+      local cfg = config("nosec-esc", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = esc/in", "pubtop = esc/out" })
+      local p = shell_with({ "start " .. cfg }, "session started")
+      local c = assert(sts.connect(broker:options()))
+      assert(c:publish("esc/in", "red \27[31m bell \7"))
+      expect(p, "%[MQTT_INC%]: red \\x1b%[31m bell \\x07\n")
+      c:disconnect()
+      finish(p)
+    end)
+
+    it("runs a Lua script in the session", function()
+      local cfg = config("nosec-run", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = run/echo", "pubtop = run/echo" })
+      local script = dir .. "/greet.lua"
+      test.write_file(script, [[
+        local shell, who = ...
+        assert(shell.client():connected())
+        for i = 1, 3 do assert(shell.command("send greeting " .. i .. " to " .. who)) end
+        local ok, err = shell.command("sendenc nope")
+        shell.print("sendenc refused:", not ok, err ~= nil)
+      ]])
+      local p = shell_with({ "start " .. cfg, "run " .. script .. " bob" }, "sendenc refused:\ttrue\ttrue")
+      for i = 1, 3 do expect(p, "%[MQTT_INC%]: greeting " .. i .. " to bob") end
+      finish(p)
+    end)
+  end)
+
+  describe("with the original STS protocol", function()
+    for _, aes in ipairs{ "ecb", "cbc" } do
+      it("runs a master and a slave shell against each other in " .. aes:upper(), function()
+        local tag = "pair-" .. aes
+        -- A raw client records what goes over the wire.
+        local wire = {}
+        local spy = assert(sts.connect(broker:options()))
+        assert(spy:subscribe(tag .. "/#", function(topic, payload)
+          wire[#wire + 1] = { topic = topic:match("[^/]+$"), payload = payload }
+        end))
+        sts.sleep(0.2)
+        local master, slave = legacy_pair(aes, tag)
+
+        -- Both ways, several times: in CBC each frame moves the one shared chain.
+        master:send("sendenc hello slave")
+        expect(slave, "%[MQTT_INC%]: hello slave\n")
+        slave:send("sendenc hello master, a message longer than one block")
+        expect(master, "%[MQTT_INC%]: hello master, a message longer than one block\n")
+        master:send("sendenc one")
+        master:send("sendenc two")
+        expect(slave, "%[MQTT_INC%]: two\n")
+        slave:send("send in clear")
+        expect(slave, "error: encryption is on %(.*%): use sendenc")
+        master:send("stop")
+        expect(master, "sent KILL to the slave")
+        expect(slave, "the master ended the session %(KILL%)")
+        expect(slave, "waiting for a new INITREQ")
+        finish(master)
+        finish(slave)
+        spy:disconnect()
+
+        -- The original order of the handshake frames, on the config's topics.
+        local want = { { "m2s", "^INITREQ:request$" }, { "s2m", "^INITACK:$" },
+          { "m2s", "^KEYREQ:X%x+Y$" }, { "s2m", "^KEYACK:$" }, { "s2m", "^KEYREQ:X%x+Y$" },
+          { "m2s", "^KEYACK:$" } }
+        for i, w in ipairs(want) do
+          assert.equal(w[1], wire[i].topic)
+          assert.matches(w[2], wire[i].payload)
+        end
+        -- Then ciphertext: whole AES blocks, four messages and the KILL.
+        assert.equal(#want + 5, #wire)
+        for i = #want + 1, #wire do
+          assert.equal(0, #wire[i].payload % 16)
+          assert.is_nil(wire[i].payload:find("hello", 1, true))
+        end
+        assert.equal(16, #wire[#wire].payload) -- "KILL:" padded to one block
+        -- The warning comes once per session.
+        for _, p in ipairs{ master, slave } do
+          assert.equal(1, count(p:output(), "neither integrity nor authentication"))
+        end
+      end)
+    end
+
+    --- A legacy slave shell, and a raw client in the master's place: returns
+    -- the shell, the client and a function that waits for the slave's next frame.
+    local function slave_and_raw_master(tag, aes)
+      local _, scfg = legacy_configs(aes, tag)
+      local slave = shell_with({ "start " .. scfg }, "waiting for the master's INITREQ")
+      local inbox = {}
+      local c = assert(sts.connect(broker:options()))
+      assert(c:subscribe(tag .. "/s2m", function(_, payload) inbox[#inbox + 1] = payload end))
+      sts.sleep(0.2)
+      local function next_frame()
+        assert(test.wait_until(function() return #inbox > 0 end), "no frame from the slave:\n" .. slave:output())
+        return table.remove(inbox, 1)
+      end
+      return slave, c, next_frame
+    end
+
+    it("keeps sending INITREQ until a slave starts", function()
+      local mcfg, scfg = legacy_configs("cbc", "late")
+      local master = shell_with({ "start " .. mcfg }, "no slave has answered")
+      sts.sleep(0.5)
+      local slave = shell_with({ "start " .. scfg })
+      expect(slave, "session established", 15)
+      expect(master, "session established", 15)
+      master:send("sendenc made it")
+      expect(slave, "%[MQTT_INC%]: made it")
+      finish(master)
+      finish(slave)
+    end)
+
+    it("sendenc waits for a handshake in progress", function()
+      local mcfg, scfg = legacy_configs("ecb", "eager")
+      local slave = shell_with({ "start " .. scfg }, "waiting for the master's INITREQ")
+      -- Typed at once: sendenc runs while the handshake is still going.
+      shell_with({ "start " .. mcfg, "sendenc without waiting" })
+      expect(slave, "%[MQTT_INC%]: without waiting")
+    end)
+
+    it("sends KILL when its input ends", function()
+      local master, slave = legacy_pair("cbc", "eof")
+      finish(master)
+      expect(slave, "the master ended the session %(KILL%)")
+      finish(slave)
+    end)
+
+    it("rejects malformed and out-of-order frames and keeps the session", function()
+      -- The shell is the slave; this spec plays the master with sts.legacy,
+      -- and forges frames in between.
+      local slave, c, next_frame = slave_and_raw_master("forge", "cbc")
+      local rejected = 0
+      local function forge(frame, why)
+        assert(c:publish("forge/m2s", frame))
+        rejected = rejected + 1
+        expect(slave, ("rejected a %d%%-byte frame on 'forge/m2s': %s"):format(#frame, why:gsub("%p", "%%%0")))
+        assert.equal(rejected, count(slave:output(), "warning: rejected"))
+      end
+
+      forge("no colon here", "handshake frame has no ':' after its header")
+      forge("KEYACK:", "handshake frame out of order")
+      local master = sts.legacy.new{ role = "master", mode = "cbc" }
+      local function deliver(frame)
+        local r = assert(master:receive(frame))
+        for _, f in ipairs(r.frames) do assert(c:publish("forge/m2s", f)) end
+        return r
+      end
+      assert(c:publish("forge/m2s", master:start()[1]))
+      local initack = next_frame()
+      -- The slave now waits for our KEYREQ: send it bad ones first.
+      forge("KEYREQ:X" .. ("A"):rep(1991) .. "Y", "KEYREQ public key is not 1 to 64 hex digits")
+      forge("KEYREQ:X12G4Y", "KEYREQ public key has a digit that is not hex")
+      forge("KEYREQ:X1234", "KEYREQ is not of the form X<hex>Y")
+      forge("KEYREQ:X1234Y5678", "KEYREQ with a Y coordinate (the older secp256k1 variant) is not supported")
+      forge(("x"):rep(3000), "frame longer than 2048 bytes")
+      deliver(initack) -- our KEYREQ goes out
+      deliver(next_frame()) -- KEYACK
+      local r = deliver(next_frame()) -- the slave's KEYREQ; we answer KEYACK
+      assert.equal("ready", r.event)
+      expect(slave, "session established")
+
+      forge(("\0"):rep(16), "decrypted frame has no ENC:/KILL: prefix")
+      forge("INITACK:", "handshake frame out of order")
+      forge("short", "ciphertext length is not a non-zero multiple of 16")
+      -- The chain did not move: the next real frame still decrypts.
+      assert(c:publish("forge/m2s", master:seal("still in sync")))
+      expect(slave, "%[MQTT_INC%]: still in sync\n")
+      slave:send("sendenc and the answer too")
+      local answer = assert(master:receive(next_frame()))
+      assert.equal("and the answer too", answer.message)
+      slave:send("status")
+      expect(slave, "1 sent, 1 received, " .. rejected .. " rejected")
+      assert.is_true(slave:alive())
+      finish(slave)
+      c:disconnect()
+    end)
+
+    it("completes handshake after handshake, secrets with zero bytes among them", function()
+      -- About 12% of secrets have a zero byte, which hung the original; 40
+      -- rounds miss them once in 170 runs (the C unit tests pin such keys).
+      local slave, c, next_frame = slave_and_raw_master("zeros", "ecb")
+      for round = 1, 40 do
+        local master = sts.legacy.new{ role = "master", mode = "ecb" }
+        local frames = master:start()
+        while master:state() ~= "established" do
+          for _, f in ipairs(frames) do assert(c:publish("zeros/m2s", f)) end
+          frames = assert(master:receive(next_frame())).frames
+        end
+        for _, f in ipairs(frames) do assert(c:publish("zeros/m2s", f)) end
+        assert(c:publish("zeros/m2s", master:seal("round " .. round)))
+        expect(slave, "%[MQTT_INC%]: round " .. round .. "\n")
+        assert(c:publish("zeros/m2s", master:kill()))
+        assert(test.wait_until(function() return count(slave:output(), "waiting for a new INITREQ") == round end))
+      end
+      finish(slave)
+      c:disconnect()
+    end)
+  end)
+
+  describe("with the native STS protocol", function()
+    --- Makes NAME.key and NAME.pub in dir; returns the public key's fingerprint.
+    local function keypair(name)
+      local private, public = sts.keygen()
+      test.write_file(dir .. "/" .. name .. ".key", private, "600")
+      test.write_file(dir .. "/" .. name .. ".pub", public)
+      return sts.fingerprint(public)
+    end
+
+    local function native_configs(tag, master_key, slave_key, slave_pins)
+      local function side(role, own, peer, pub, sub)
+        return config(("native-%s-%s"):format(role, tag), { "url = 127.0.0.1", "port = {port}",
+          "protocol = sts", "sts_mode = " .. role, "identity = " .. dir .. "/" .. own .. ".key",
+          "peer = " .. dir .. "/" .. peer .. ".pub", "pubtop = " .. tag .. pub, "subtop = " .. tag .. sub })
+      end
+      return side("master", master_key, slave_key, "/m2s", "/s2m"),
+             side("slave", slave_key, slave_pins or master_key, "/s2m", "/m2s")
+    end
+
+    it("runs a master and a slave shell against each other", function()
+      local tag = "native"
+      local mfp, sfp = keypair("n-master"), keypair("n-slave")
+      local mcfg, scfg = native_configs(tag, "n-master", "n-slave")
+      local wire = {}
+      local spy = assert(sts.connect(broker:options()))
+      assert(spy:subscribe(tag .. "/#", function(_, payload) wire[#wire + 1] = payload end))
+      sts.sleep(0.2)
+      local slave = shell_with({ "start " .. scfg }, "waiting for the master's handshake")
+      local master = shell_with({ "start " .. mcfg })
+      expect(master, "session established %(native STS protocol, master, peer " .. sfp:gsub("%p", "%%%0") .. "%)")
+      expect(slave, "session established %(native STS protocol, slave, peer " .. mfp:gsub("%p", "%%%0") .. "%)")
+
+      master:send("sendenc hello native slave")
+      expect(slave, "%[MQTT_INC%]: hello native slave\n")
+      slave:send("sendenc hello native master")
+      expect(master, "%[MQTT_INC%]: hello native master\n")
+      master:send("send in clear")
+      expect(master, "error: encryption is on %(native STS protocol.*%): use sendenc")
+      master:send("fingerprint")
+      expect(master, "this side: " .. mfp:gsub("%p", "%%%0") .. "\npeer:      " .. sfp:gsub("%p", "%%%0"))
+      master:send("status")
+      expect(master, "messages: 1 sent, 1 received, 0 rejected")
+      master:send("stop")
+      expect(slave, "the master ended the session")
+      expect(slave, "waiting for a new handshake")
+      finish(master)
+      finish(slave)
+      spy:disconnect()
+      assert.is_true(#wire >= 5)
+      for _, payload in ipairs(wire) do assert.is_nil(payload:find("hello native", 1, true)) end
+    end)
+
+    it("gets no session when the slave pins another key", function()
+      keypair("x-master")
+      keypair("x-slave")
+      keypair("x-stranger")
+      local mcfg, scfg = native_configs("pinned", "x-master", "x-slave", "x-stranger")
+      local slave = shell_with({ "start " .. scfg }, "waiting for the master's handshake")
+      local master = shell_with({ "start " .. mcfg })
+      expect(slave, "no session yet: .*refused", 15)
+      assert.is_nil(master:output():find("session established", 1, true))
+      assert.is_nil(slave:output():find("session established", 1, true))
+      finish(master)
+      finish(slave)
+    end)
+
+    it("reports a key file it cannot use with the config's line", function()
+      keypair("loose")
+      os.execute("chmod 644 " .. test.quote(dir .. "/loose.key"))
+      local cfg = config("native-loose", { "url = 127.0.0.1", "port = {port}", "protocol = sts",
+        "sts_mode = master", "identity = " .. dir .. "/loose.key", "peer = " .. dir .. "/loose.pub" })
+      local p = shell_with({ "start " .. cfg }, "error: ")
+      expect(p, (cfg .. ":5: key 'identity': " .. dir .. "/loose.key: private key is accessible by others"):gsub("%p", "%%%0"))
+      finish(p)
+    end)
+
+    it("makes key pairs with keygen", function()
+      local name = dir .. "/made"
+      local p = shell_with({ "keygen " .. name, "keygen " .. name }, "exists: remove it first")
+      local public = assert(test.read_file(name .. ".pub"))
+      expect(p, (name .. ".key, " .. name .. ".pub: " .. sts.fingerprint(public)):gsub("%p", "%%%0"))
+      local stat = io.popen("stat -c %a " .. test.quote(name .. ".key"))
+      assert.equal("600", stat:read("l"))
+      stat:close()
+      assert(sts.public_key(name .. ".key"))
+      finish(p)
+    end)
+  end)
+
+  describe("sts.legacy", function()
+    it("decrypts the recorded session of the original program frame by frame", function()
+      local text = test.read_file(RECORDED)
+      if not text then
+        pending("skipped: " .. RECORDED .. " is absent")
+        return
+      end
+      local recorded = require("dkjson").decode(text)
+      local key = unhex(recorded.aes256_key)
+      local sides = {
+        master = sts.legacy.new{ role = "master", mode = "cbc", key = key },
+        slave = sts.legacy.new{ role = "slave", mode = "cbc", key = key },
+      }
+      local checked = 0
+      for _, f in ipairs(recorded.frames) do
+        if f.ciphertext then
+          local from = sides[f.from]
+          local to = sides[f.from == "master" and "slave" or "master"]
+          local ct = unhex(f.ciphertext)
+          local r = assert(to:receive(ct))
+          if f.plaintext == "KILL:" then
+            assert.equal("killed", r.event)
+            assert.equal(ct, from:kill())
+          else
+            assert.equal("message", r.event)
+            -- The original appends one space to what was typed.
+            local typed = f.plaintext:match("^ENC:(.*) $")
+            assert.equal(typed, r.message)
+            -- Sealing what was typed on the sending side gives the recorded bytes.
+            assert.equal(ct, from:seal(typed))
+          end
+          checked = checked + 1
+        end
+      end
+      assert.equal(5, checked)
+      assert.equal("closed", sides.master:state())
+      assert.equal("closed", sides.slave:state())
+    end)
+
+    it("parses the recorded handshake frames", function()
+      local text = test.read_file(RECORDED)
+      if not text then
+        pending("skipped: " .. RECORDED .. " is absent")
+        return
+      end
+      local recorded = require("dkjson").decode(text)
+      local master = sts.legacy.new{ role = "master", mode = "cbc" }
+      local slave = sts.legacy.new{ role = "slave", mode = "cbc" }
+      -- The state of the receiving side after each frame.
+      local expected_state = { "wait_keyreq", "wait_keyack", "wait_keyack", "wait_keyreq", "established", "established" }
+      assert.equal("INITREQ:request", master:start()[1])
+      -- Each recorded frame is accepted by the side it was sent to, in order.
+      for i, f in ipairs(recorded.frames) do
+        if not f.handshake then break end
+        local to = f.from == "master" and slave or master
+        assert(to:receive(f.handshake))
+        assert.equal(expected_state[i], to:state())
+      end
+    end)
+
+    it("refuses bad options", function()
+      assert.has_error(function() sts.legacy.new{ role = "boss", mode = "cbc" } end)
+      assert.has_error(function() sts.legacy.new{ role = "master", mode = "ctr" } end)
+      assert.has_error(function() sts.legacy.new{ role = "master", mode = "cbc", key = "short" } end)
+      assert.has_error(function() sts.legacy.new{ role = "master", mode = "cbc", rol = "x" } end)
+    end)
+  end)
+
+  describe("config files", function()
+    local cases = {
+      { { "url = 127.0.0.1", "", "qso = 1" }, ":3: key 'qso': unknown key" },
+      { { "url = 127.0.0.1", "port = 99999" }, ":2: key 'port': expected an integer from 1 to 65535" },
+      { { "# master without a cipher", "sts_mode = master", "aes = null" },
+        ":3: key 'aes': sts_mode = master needs aes = ecb or cbc" },
+      { { "url = 127.0.0.1" }, ": key 'sts_mode': missing" },
+      { { "sts_mode = nosec", "subtop = a", "pubtop = b", "password = x" },
+        ":4: key 'password': a password needs a username" },
+      { { "url = x", "ip = y" }, ":2: key 'ip': same setting as 'url' on line 1" },
+      { { "url = localhost", "password = \"unterminated" }, ":2: key 'password': unterminated quoted value" },
+    }
+
+    it("reports errors with the file, the line and the key", function()
+      local p = spawn_shell()
+      for i, case in ipairs(cases) do
+        local path = config("bad-" .. i, case[1])
+        p:send("start " .. path)
+        expect(p, "error: " .. (path .. case[2]):gsub("%p", "%%%0"))
+      end
+      p:send("start " .. dir .. "/no-such-config")
+      expect(p, "error: " .. (dir .. "/no-such-config: cannot open"):gsub("%p", "%%%0"))
+      p:send("status")
+      expect(p, "\nno session\n")
+      finish(p)
+    end)
+
+    it("are read by sts.config with their line numbers", function()
+      local values, lines = assert(sts.config.parse("# c\nurl=localhost\n\nport = 1883 # here\npassword = \"a # b\"\n", "t"))
+      assert.same({ url = "localhost", port = "1883", password = "a # b" }, values)
+      assert.same({ url = 2, port = 4, password = 5 }, lines)
+      assert.is_true(sts.config.bool("yes"))
+      assert.is_false(sts.config.bool("0"))
+    end)
+
+    it("ship with the project and start", function()
+      for _, name in ipairs{ "nosec", "legacy-master", "legacy-slave", "secmaster", "secslave" } do
+        local values = sts.config.load("configs/" .. name)
+        assert.is_table(values, name)
+      end
+    end)
+  end)
+
+  describe("on a terminal", function()
+    it("edits lines at a prompt and prints messages above the line being typed", function()
+      if not os.execute("command -v script >/dev/null 2>&1") then
+        pending("skipped: util-linux 'script' (to make a terminal) is not installed")
+        return
+      end
+      local cfg = config("tty", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = tty/in", "pubtop = tty/out" })
+      local p = test.spawn_fed("script -qfec " .. test.quote(test.quote(test.sts_lua()) .. " --shell") .. " /dev/null", dir)
+      shells[#shells + 1] = p
+      expect(p, "Secure Telemetry Shell") -- only said on a terminal
+      p:send("start " .. cfg)
+      expect(p, "session started")
+      p:write("half-typ")
+      expect(p, "> half%-typ$")
+      local c = assert(sts.connect(broker:options()))
+      assert(c:publish("tty/in", "news"))
+      -- The typed text goes, the message takes its line, prompt and text come back.
+      expect(p, "\r\27%[K%[MQTT_INC%]: news\r\n> half%-typ$")
+      c:disconnect()
+      p:write("ed\r")
+      expect(p, "error: unknown command 'half%-typed'")
+      p:write("\27[A\r") -- up arrow: the same line from the history
+      assert(test.wait_until(function() return count(p:output(), "unknown command 'half-typed'") == 2 end), p:output())
+      finish(p) -- script passes the EOF on as ^D
+    end)
+  end)
+
+  describe("commands", function()
+    it("refuses unknown words without running them", function()
+      local marker = dir .. "/should-not-exist"
+      local p = shell_with({ "touch " .. marker, "help" }, "sendenc MSG")
+      expect(p, "error: unknown command 'touch'")
+      assert.is_nil(test.read_file(marker))
+      finish(p)
+    end)
+
+    it("needs a session for send and sendenc", function()
+      local p = shell_with({ "send x", "sendenc y", "stop" })
+      expect(p, "error: no session.*error: no session.*error: no session")
+      finish(p)
+    end)
+
+    it("exits with status 0 at EOF and on exit", function()
+      local p = spawn_shell()
+      finish(p)
+      local q = shell_with({ "exit", "help" })
+      assert.equal(0, q:wait(10))
+      assert.is_nil(q:output():find("start CONFIG", 1, true)) -- nothing ran after exit
+    end)
+
+    it("never shows the password", function()
+      local secure = test.broker{ users = { alice = "hunter2-very-secret" } }
+      local cfg = config("with-password", { "url = 127.0.0.1", "port = " .. secure.port,
+        "username = alice", "password = \"hunter2-very-secret\"", "sts_mode = nosec",
+        "subtop = pw/in", "pubtop = pw/out" })
+      local p = shell_with({ "start " .. cfg, "status" }, "messages: ")
+      assert.matches("user alice %(password set%)", p:output())
+      finish(p)
+      secure:stop()
+      assert.is_nil(p:output():find("hunter2", 1, true))
+    end)
+  end)
+end)
