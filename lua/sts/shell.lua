@@ -22,7 +22,6 @@ local shell = {}
 local HANDSHAKE_WAIT = 10       -- seconds sendenc waits for a handshake in progress
 local INITREQ_FIRST_RETRY = 0.5 -- then doubling up to INITREQ_MAX_RETRY
 local INITREQ_MAX_RETRY = 8
-local RESPONDER_WAIT = 5        -- a native slave's handshake is renewed this often
 local MAX_REJECT_NOTES = 20     -- rejected frames reported one by one, then only counted
 
 -- --- output ---------------------------------------------------------------------
@@ -264,17 +263,15 @@ end
 local native = {}
 kinds.sts = native
 
---- Handshakes until one completes or the session stops. A slave renews its
--- wait every RESPONDER_WAIT seconds, so a stop never leaves it waiting; a
--- master tries again after a failure (no slave yet, say). Reasons are said
--- once each, not at every try.
+--- Handshakes until one completes or the session stops (stop closes the
+-- client, which ends a pending handshake). A master tries again after a
+-- failure (no slave yet, say). Reasons are said once each, not at every try.
 local function handshake(s)
   local said
   while not s.stopped do
     local o = {}
     for k, v in pairs(s.handshake_options) do o[k] = v end
     o.pub, o.sub = s.pubtop, s.subtop
-    if s.role == "slave" then o.wait = RESPONDER_WAIT end
     s.handshake_at = sts.now()
     local ok, session, err = pcall(sts.handshake, s.client, o)
     if not ok then return say("error: %s", session) end -- options it refuses: trying again is no use
@@ -283,7 +280,7 @@ local function handshake(s)
       return
     end
     if session then return native.established(s, session) end
-    if err ~= said and err ~= "timeout: no initiator came" then say("no session yet: %s; trying again", err) end
+    if err ~= said and err ~= "client closed" then say("no session yet: %s; trying again", err) end
     said = err
   end
 end

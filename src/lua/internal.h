@@ -62,6 +62,9 @@ struct lclient;
 struct sts_mqtt;
 struct lclient *stsl_check_client(lua_State *L, int idx);
 struct sts_mqtt *stsl_client_mqtt(const struct lclient *c);
+/* Registers fn(obj) to run when the client at index `client` closes, before
+ * its connection goes; fn NULL forgets obj. */
+void stsl_client_on_close(lua_State *L, int client, int obj, lua_CFunction fn);
 
 /* Reads a key given as a key text or a file path. Returns 1, or 0 with an
  * error message pushed (naming `what`). */

@@ -434,8 +434,51 @@ static int l_connect(lua_State *L)
 
 /* --- client methods ------------------------------------------------------------ */
 
-static void close_client(lua_State *L, struct lclient *c)
+void stsl_client_on_close(lua_State *L, int client, int obj, lua_CFunction fn)
 {
+    obj = lua_absindex(L, obj);
+    lua_getiuservalue(L, client, 2);
+    if (lua_getfield(L, -1, "dependents") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "dependents");
+    }
+    lua_pushvalue(L, obj);
+    if (fn) lua_pushcfunction(L, fn);
+    else lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+}
+
+/* Tells what depends on the client (its sessions) that it is closing, while
+ * it can still publish their goodbyes. */
+static void notify_dependents(lua_State *L, int client)
+{
+    lua_getiuservalue(L, client, 2);
+    if (lua_getfield(L, -1, "dependents") != LUA_TTABLE) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_newtable(L); /* a copy: the callbacks unregister themselves */
+    int copy = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, copy - 1)) {
+        lua_rawseti(L, copy, ++n);      /* the function */
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, copy, ++n);      /* the object, kept as the key for lua_next */
+    }
+    for (int i = 1; i < n; i += 2) {
+        lua_rawgeti(L, copy, i);
+        lua_rawgeti(L, copy, i + 1);
+        stsl_pcall(L, 1, 0, "client close notification");
+    }
+    lua_pop(L, 3);
+}
+
+static void close_client(lua_State *L, int idx, struct lclient *c)
+{
+    if (c->m) notify_dependents(L, idx);
     sts_timer_stop(sts_loop_default(), &c->claim);
     if (c->m && sts_mqtt_stats(c->m)->unacked > 0)
         sts_warn("mqtt %s: closing with %lu QoS 1/2 messages not yet acknowledged (client:flush() waits for them)",
@@ -600,7 +643,7 @@ static int client_on(lua_State *L)
 static int client_disconnect(lua_State *L)
 {
     struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
-    close_client(L, c);
+    close_client(L, 1, c);
     return 0;
 }
 

@@ -308,6 +308,8 @@ static void settle(lua_State *L, int session, int ok, const char *reason)
 }
 
 static void call_listener(lua_State *L, int session);
+static int session_client_closed(lua_State *L);
+static int listener_close(lua_State *L);
 static void close_session(lua_State *L, int idx, struct lsession *ls, const char *reason);
 static void leave_listener(lua_State *L, int session, const struct lsession *ls);
 
@@ -487,6 +489,7 @@ static struct lsession *new_session(lua_State *L, int client_idx, struct policy 
     }
     lua_pushvalue(L, -1);
     ls->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    stsl_client_on_close(L, client_idx, -1, session_client_closed);
     return ls;
 }
 
@@ -602,6 +605,9 @@ static void close_session(lua_State *L, int idx, struct lsession *ls, const char
 {
     if (ls->self_ref == LUA_NOREF) return;
     if (get_uv(L, idx, "wait_timer") != LUA_TNIL) sts_timer_stop(loop(), lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    get_uv(L, idx, "client");
+    stsl_client_on_close(L, lua_gettop(L), idx, NULL);
     lua_pop(L, 1);
     if (ls->s) sts_session_close(ls->s, sts_now(), reason);
     if (ls->listened) {
@@ -802,6 +808,7 @@ static int l_listen(lua_State *L)
     if (!subscribe_closure(L, 1, sub, listener_frame, li->policy.qos)) return stsl_fail(L, "%s", lua_tostring(L, -1));
     lua_pushvalue(L, 5);
     li->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    stsl_client_on_close(L, 1, 5, listener_close);
     lua_settop(L, 5);
     return 1;
 }
@@ -835,6 +842,7 @@ static int listener_close(lua_State *L)
         lua_pop(L, 1);
     }
     get_uv(L, 1, "client");
+    stsl_client_on_close(L, lua_gettop(L), 1, NULL);
     unsubscribe(L, lua_gettop(L), li->sub);
     return 0;
 }
@@ -922,6 +930,21 @@ static int session_on(lua_State *L)
         lua_pop(L, 1);
     }
     return 1;
+}
+
+/* The client a session publishes through is closing: the session ends
+ * with it (its KILL still goes out), and a pending sts.handshake returns. */
+static int session_client_closed(lua_State *L)
+{
+    struct lsession *ls = check_session(L, 1);
+    if (!ls->established) {
+        settle(L, 1, 0, "client closed");
+    } else if (ls->self_ref != LUA_NOREF && push_handler(L, 1, "close")) {
+        lua_pushliteral(L, "client closed");
+        stsl_pcall(L, 1, 0, "session close handler");
+    }
+    close_session(L, 1, ls, "client closed");
+    return 0;
 }
 
 static int session_close(lua_State *L)

@@ -1,0 +1,368 @@
+-- Native STS sessions through a local mosquitto, in separate sts-lua processes:
+--   1. handshake latency and CPU per pattern (XX, IK, NN): median of N;
+--   2. throughput of a session against plain MQTT in the same run, QoS 0,
+--      64-byte and 1 KiB payloads (median of --repeat runs each);
+--   3. bytes on the wire per ENC message and per handshake, counted by a raw
+--      subscriber on the session topics;
+--   4. memory of a listener holding --sessions established sessions.
+--   build/sts-lua bench/session.lua [--count N] [--handshakes N] [--sessions N] [--repeat R]
+--     [--suite 25519_AESGCM_SHA256]   (the session's cipher suite for part 2)
+-- Each role is also started by itself (see the roles below), e.g.
+--   sts-lua bench/session.lua --role enc-recv -p PORT --count N --size S --keys DIR
+local sts = require "sts"
+local cli = require "sts.cli"
+
+local opts = cli.parse(arg, {
+  usage = "sts-lua bench/session.lua [--count N] [--handshakes N] [--sessions N] [--repeat R]",
+  options = {
+    role = { "--role" },
+    port = { "-p", "--port", number = true },
+    count = { "--count", number = true, default = 200000 },
+    handshakes = { "--handshakes", number = true, default = 100 },
+    sessions = { "--sessions", number = true, default = 1000 },
+    ["repeat"] = { "--repeat", number = true, default = 5 },
+    size = { "--size", number = true, default = 64 },
+    pattern = { "--pattern", default = "XX" },
+    suite = { "--suite" },
+    keys = { "--keys" },
+    parallel = { "--parallel", number = true, default = 1 },
+  },
+})
+
+io.stdout:setvbuf("line")
+
+local function connect()
+  return assert(sts.connect{ host = "127.0.0.1", port = opts.port })
+end
+
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  if #s == 0 then return 0 end
+  return #s % 2 == 1 and s[(#s + 1) // 2] or (s[#s // 2] + s[#s // 2 + 1]) / 2
+end
+
+local function percentile(list, p)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  return s[math.max(1, math.ceil(#s * p))] or 0
+end
+
+local function rss_kb()
+  local f = assert(io.open("/proc/self/status"))
+  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
+  f:close()
+  return kb
+end
+
+-- Identities made by the comparing process in opts.keys: gateway.key/.pub,
+-- a trust file of the sensors, and sensors.hex (one private key per line).
+local sensor_keys
+local function sensor_identity(i)
+  if not sensor_keys then
+    sensor_keys = {}
+    for line in io.lines(opts.keys .. "/sensors.hex") do sensor_keys[#sensor_keys + 1] = line end
+  end
+  return string.format("sts-key v1 x25519-private\n%s\n", assert(sensor_keys[i], "no sensor key " .. i))
+end
+
+local function security(role_is_responder)
+  if opts.pattern == "NN" then return { pattern = "NN", suite = opts.suite } end
+  if role_is_responder then
+    return { identity = opts.keys .. "/gateway.key", trust = opts.keys .. "/sensors.trust",
+             pattern = opts.pattern }
+  end
+  return { pattern = opts.pattern, peer = opts.keys .. "/gateway.pub", suite = opts.suite }
+end
+
+-- --- roles -----------------------------------------------------------------------
+
+-- A listener on hs/+/up: reports, once `count` sessions are established,
+-- the CPU it used and its memory (from when it listened, its trust list read).
+local function listen()
+  local c = connect()
+  local o = security(true)
+  o.sub, o.pub, o.timeout, o.retransmit = "hs/+/up", "hs/+/down", 10, 0.5
+  local n = 0
+  local listener = assert(sts.listen(c, o, function()
+    n = n + 1
+    if n == opts.count then sts.stop() end
+  end))
+  collectgarbage("collect")
+  local rss_before, cpu_before = rss_kb(), os.clock()
+  print("ready")
+  sts.run()
+  local cpu = os.clock() - cpu_before
+  collectgarbage("collect")
+  local memory = 0
+  for _, s in pairs(listener:sessions()) do memory = memory + s:stats().memory end
+  print(string.format("listener: sessions %d cpu %.6f memory %d rss_before %d rss_after %d",
+    n, cpu, memory, rss_before, rss_kb()))
+end
+
+-- `count` handshakes to the listener, `parallel` at a time, each on its own
+-- topics; prints the latency and CPU of each, and a summary.
+local function initiate()
+  local c = connect()
+  local latencies, cpus, sessions, failures = {}, {}, {}, 0
+  local next_index, running = 0, 0
+  local function one(i)
+    local o = security(false)
+    o.role, o.pub, o.sub, o.timeout, o.retransmit = "initiator", "hs/" .. i .. "/up", "hs/" .. i .. "/down", 10, 0.5
+    if opts.pattern ~= "NN" then o.identity = sensor_identity(i) end
+    local t0, c0 = sts.now(), os.clock()
+    local s, err = sts.handshake(c, o)
+    if s then
+      latencies[#latencies + 1] = sts.now() - t0
+      cpus[#cpus + 1] = os.clock() - c0
+      sessions[#sessions + 1] = s
+    else
+      failures = failures + 1
+      io.stderr:write("handshake ", i, ": ", tostring(err), "\n")
+    end
+  end
+  local done = sts.future()
+  local function start_next()
+    if next_index == opts.count then
+      if running == 0 then done:set() end
+      return
+    end
+    next_index = next_index + 1
+    running = running + 1
+    local i = next_index
+    sts.task(function()
+      one(i)
+      running = running - 1
+      start_next()
+    end)
+  end
+  local t0, c0 = sts.now(), os.clock()
+  for _ = 1, opts.parallel do start_next() end
+  done:wait()
+  local wall, cpu = sts.now() - t0, os.clock() - c0
+  print(string.format("initiator: handshakes %d failed %d latency_median %.6f latency_p90 %.6f cpu_median %.6f cpu_total %.6f wall %.3f",
+    #latencies, failures, median(latencies), percentile(latencies, 0.9), median(cpus), cpu, wall))
+  sts.sleep(0.5) -- the last confirmations and AUTHREQs go out
+  c:flush(5)
+end
+
+local ENC_UP, ENC_DOWN = "bench/enc/up", "bench/enc/down"
+
+-- The receiving end of a session (the responder): counts messages as
+-- bench/pubsub.lua's receiver does.
+local function enc_recv()
+  local c = connect()
+  print("ready")
+  local o = security(true)
+  o.role, o.pub, o.sub, o.qos, o.retransmit = "responder", ENC_DOWN, ENC_UP, 0, 0.1
+  o.pattern = nil
+  local s = assert(sts.handshake(c, o))
+  local n, first, last = 0, nil, nil
+  s:on("message", function()
+    n = n + 1
+    last = sts.now()
+    if n == 1 then first = last end
+    if n == opts.count then sts.stop() end
+  end)
+  sts.every(0.5, function() if last and sts.now() - last > 3 then sts.stop() end end)
+  sts.run()
+  local elapsed = (last or 0) - (first or 0)
+  print(string.format("received %d in %.3f s: %.0f msg/s", n, elapsed, n > 1 and (n - 1) / elapsed or 0))
+end
+
+local function enc_send()
+  local c = connect()
+  local o = security(false)
+  o.role, o.pub, o.sub, o.qos, o.retransmit = "initiator", ENC_UP, ENC_DOWN, 0, 0.1
+  o.identity = sensor_identity(1)
+  local s = assert(sts.handshake(c, o))
+  sts.sleep(0.2) -- the responder is established too
+  local payload = string.rep("x", opts.size)
+  sts.task(function()
+    for i = 1, opts.count do
+      assert(s:send(payload))
+      if i % 500 == 0 then coroutine.yield() end
+    end
+    assert(c:flush(60), "messages still unsent after 60 s")
+    sts.stop()
+  end)
+  sts.run()
+end
+
+-- --- comparing -----------------------------------------------------------------
+
+local function compare()
+  local test = require "sts.test"
+  local broker = test.broker()
+  local keys = test.tmpdir()
+  local me = test.quote(test.sts_lua()) .. " bench/session.lua"
+  local function role(name, extra)
+    return string.format("%s --role %s -p %d --keys %s %s", me, name, broker.port, test.quote(keys), extra or "")
+  end
+  local function field(text, name)
+    return tonumber(text:match(name .. " ([%d.]+)"))
+  end
+
+  -- Identities: a gateway and as many sensors as the largest run needs.
+  local gw_priv, gw_pub = sts.keygen()
+  test.write_file(keys .. "/gateway.key", gw_priv, "600")
+  test.write_file(keys .. "/gateway.pub", gw_pub)
+  local hex, trust = {}, {}
+  for i = 1, math.max(opts.sessions, opts.handshakes, 1) do
+    local priv = sts.keygen()
+    hex[i] = priv:match("\n(%x+)")
+    trust[i] = sts.public_key(priv):match("\n(%x+)") .. " sensor-" .. i
+  end
+  test.write_file(keys .. "/sensors.hex", table.concat(hex, "\n") .. "\n", "600")
+  test.write_file(keys .. "/sensors.trust", table.concat(trust, "\n") .. "\n")
+
+  -- A raw subscriber counting payload bytes per topic and frame type.
+  local wire = { by_type = {} }
+  local sniffer = assert(sts.connect(broker:options()))
+  assert(sniffer:subscribe("hs/#", function(_, payload)
+    local t = payload:byte(2)
+    local w = wire.by_type[t] or { frames = 0, bytes = 0 }
+    w.frames, w.bytes = w.frames + 1, w.bytes + #payload
+    wire.by_type[t] = w
+  end, { qos = 0 }))
+
+  print(string.format("sts-lua %s, mosquitto on 127.0.0.1:%d", sts.version, broker.port))
+  print(string.format("\n1. Handshakes (%d per pattern, one at a time, each on its own topics; listener responder)", opts.handshakes))
+  print(string.format("%-4s %10s %10s %14s %14s %12s %12s", "", "median ms", "p90 ms", "init CPU ms", "resp CPU ms", "wire bytes", "(+ confirm)"))
+  for _, pattern in ipairs({ "XX", "IK", "NN" }) do
+    wire.by_type = {}
+    local listener = test.spawn(role("listen", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
+    assert(listener:wait_for("ready"), listener:output())
+    local initiator = test.spawn(role("initiate", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
+    assert(initiator:wait(120), "initiator did not finish")
+    assert(listener:wait(10), "listener did not finish: " .. listener:output())
+    local i_out, l_out = initiator:output(), listener:output()
+    assert(field(i_out, "handshakes") == opts.handshakes, i_out)
+    sts.sleep(0.2)
+    local hs_bytes = 0
+    for t = 1, 3 do hs_bytes = hs_bytes + (wire.by_type[t] and wire.by_type[t].bytes or 0) end
+    local enc = wire.by_type[5] or { bytes = 0, frames = 0 }
+    print(string.format("%-4s %10.2f %10.2f %14.3f %14.3f %12.1f %12.1f", pattern,
+      1000 * field(i_out, "latency_median"), 1000 * field(i_out, "latency_p90"),
+      1000 * field(i_out, "cpu_median"), 1000 * field(l_out, "cpu") / opts.handshakes,
+      hs_bytes / opts.handshakes, enc.bytes / opts.handshakes))
+    initiator:kill()
+    listener:kill()
+  end
+  sniffer:unsubscribe("hs/#")
+
+  print(string.format("\n2. Throughput, QoS 0, %d messages, sender and receiver in separate processes (median of %d)",
+    opts.count, opts["repeat"]))
+  -- CPU seconds (user + system) of each process, from /usr/bin/time when
+  -- installed: a measure of the work per message that does not depend on
+  -- how the three busy processes (sender, broker, receiver) share the cores.
+  local timed = io.open("/usr/bin/time") and "/usr/bin/time -f 'cpu %U %S' " or ""
+  if timed == "" then print("(no /usr/bin/time: CPU per message not measured)") end
+  local function cpu_of(out)
+    local u, sys = out:match("cpu ([%d.]+) ([%d.]+)")
+    return u and (tonumber(u) + tonumber(sys)) or 0 / 0
+  end
+  local function run(recv_cmd, send_cmd)
+    local receiver = test.spawn(timed .. recv_cmd)
+    assert(receiver:wait_for("ready"), receiver:output())
+    local sender = test.spawn(timed .. send_cmd)
+    receiver:wait(180)
+    sender:wait(30)
+    sender:kill()
+    local out = receiver:output()
+    return { rate = tonumber(out:match("(%d+) msg/s")) or 0, received = tonumber(out:match("received (%d+)")) or 0,
+             send_cpu = cpu_of(sender:output()), recv_cpu = cpu_of(out) }
+  end
+  local function summary(label, size, runs)
+    local rates, received, send_cpu, recv_cpu = {}, {}, {}, {}
+    for k, r in ipairs(runs) do
+      rates[k], received[k], send_cpu[k], recv_cpu[k] = r.rate, r.received, r.send_cpu, r.recv_cpu
+    end
+    print(string.format("%5d B  %-10s %8.0f msg/s (runs: %s; received: %s); CPU per message: sender %.2f us, receiver %.2f us",
+      size, label, median(rates), table.concat(rates, " "), table.concat(received, " "),
+      1e6 * median(send_cpu) / opts.count, 1e6 * median(recv_cpu) / opts.count))
+    return median(rates)
+  end
+  for _, size in ipairs({ 64, 1024 }) do
+    local plain, session = {}, {}
+    local args = string.format("--count %d --size %d", opts.count, size)
+    local pubsub = function(r)
+      return string.format("%s bench/pubsub.lua --role %s -p %d --qos 0 %s", test.quote(test.sts_lua()), r, broker.port, args)
+    end
+    local suite = opts.suite and " --suite " .. opts.suite or ""
+    for k = 1, opts["repeat"] do
+      plain[k] = run(pubsub("recv"), pubsub("send"))
+      session[k] = run(role("enc-recv", args .. " --pattern IK"), role("enc-send", args .. " --pattern IK" .. suite))
+    end
+    local p = summary("plain MQTT", size, plain)
+    local s = summary("session", size, session)
+    print(string.format("%5d B  session: %.1f%% of plain", size, p > 0 and 100 * s / p or 0))
+  end
+
+  print("\n3. Bytes on the wire (a raw subscriber on the session's topics)")
+  do
+    local a, b = assert(sts.connect(broker:options())), assert(sts.connect(broker:options()))
+    local bytes = { frames = 0, payload = 0 }
+    local counter = assert(sts.connect(broker:options()))
+    assert(counter:subscribe("ovh/#", function(_, payload)
+      if payload:byte(2) == 5 then bytes.frames, bytes.payload = bytes.frames + 1, bytes.payload + #payload end
+    end, { qos = 1 }))
+    local responder = sts.future()
+    sts.task(function()
+      responder:set(sts.handshake(b, { role = "responder", pub = "ovh/down", sub = "ovh/up",
+        identity = keys .. "/gateway.key", trust = keys .. "/sensors.trust" }))
+    end)
+    local s = assert(sts.handshake(a, { role = "initiator", pub = "ovh/up", sub = "ovh/down",
+      identity = string.format("sts-key v1 x25519-private\n%s\n", hex[1]), peer = keys .. "/gateway.pub" }))
+    local r = assert(responder:wait(5))
+    local got = 0
+    r:on("message", function() got = got + 1 end)
+    sts.sleep(0.2)
+    bytes.frames, bytes.payload = 0, 0
+    local plaintext = 0
+    for _, size in ipairs({ 0, 1, 64, 1024 }) do
+      for _ = 1, 250 do
+        assert(s:send(string.rep("y", size)))
+        plaintext = plaintext + size
+      end
+    end
+    test.wait_until(function() return bytes.frames >= 1000 end, 10)
+    print(string.format("ENC: %d frames, %d payload bytes for %d plaintext bytes: %.2f bytes of overhead per message",
+      bytes.frames, bytes.payload, plaintext, (bytes.payload - plaintext) / bytes.frames))
+    print("handshakes: see the wire bytes column of part 1 (INITREQ + INITACK [+ AUTHREQ]; the confirmation ENC apart)")
+    s:close()
+    a:flush(2)
+    for _, c in ipairs({ a, b, counter }) do c:disconnect() end
+  end
+
+  print(string.format("\n4. Memory: a listener holding %d established sessions (IK, %d handshakes at a time)", opts.sessions, 50))
+  do
+    local listener = test.spawn(role("listen", string.format("--count %d --pattern IK", opts.sessions)))
+    assert(listener:wait_for("ready"), listener:output())
+    local initiator = test.spawn(role("initiate", string.format("--count %d --pattern IK --parallel 50", opts.sessions)))
+    assert(listener:wait(300), "listener did not finish: " .. listener:output())
+    local out = listener:output()
+    local n, memory = field(out, "sessions"), field(out, "memory")
+    local before, after = field(out, "rss_before"), field(out, "rss_after")
+    print(string.format("sessions %d; session:stats().memory: %d bytes in all, %.0f per session; listener CPU %.2f ms per handshake",
+      n, memory, memory / n, 1000 * field(out, "cpu") / n))
+    print(string.format("listener RSS %d kB before, %d kB after: %.2f kB per session (the Lua objects, tables and",
+      before, after, (after - before) / n))
+    print("subscription bookkeeping included)")
+    assert(initiator:wait(60), "initiator did not finish")
+    print(initiator:output():match("initiator:[^\n]*"))
+  end
+
+  sniffer:disconnect()
+  broker:stop()
+  test.cleanup()
+end
+
+local roles = { listen = listen, initiate = initiate, ["enc-recv"] = enc_recv, ["enc-send"] = enc_send }
+if opts.role then
+  assert(roles[opts.role], "unknown role " .. opts.role)()
+else
+  compare()
+end
