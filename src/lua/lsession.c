@@ -865,6 +865,11 @@ static int session_send(lua_State *L)
     size_t len;
     const char *payload = luaL_checklstring(L, 2, &len);
     if (!ls->s || ls->self_ref == LUA_NOREF) return stsl_fail(L, "the session is closed");
+    /* At QoS 0 a frame published while disconnected is lost: say so now, as
+     * client:publish does, rather than spend a counter on it. */
+    struct sts_mqtt *m = stsl_client_mqtt(ls->client);
+    if (!m || (ls->qos == 0 && sts_mqtt_state(m) != STS_MQTT_CONNECTED))
+        return stsl_fail(L, "send: the client is not connected");
     int rc = sts_session_send(ls->s, sts_now(), (const uint8_t *)payload, len);
     rearm(ls);
     if (rc == STS_ERR_STATE) return stsl_fail(L, "the session is not established");
@@ -951,6 +956,13 @@ static int session_close(lua_State *L)
 {
     struct lsession *ls = check_session(L, 1);
     close_session(L, 1, ls, luaL_optstring(L, 2, "closed"));
+    return 0;
+}
+
+/* __close gets the error that ended the scope, if any, not a reason. */
+static int session_close_scope(lua_State *L)
+{
+    close_session(L, 1, check_session(L, 1), "closed");
     return 0;
 }
 
@@ -1048,7 +1060,7 @@ void stsl_open_session(lua_State *L)
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__index", session_index }, { "__gc", session_gc }, { "__close", session_close },
+        { "__index", session_index }, { "__gc", session_gc }, { "__close", session_close_scope },
         { "__tostring", session_tostring }, { NULL, NULL },
     };
     static const luaL_Reg listener_methods[] = {
