@@ -603,7 +603,8 @@ static int l_handshake(lua_State *L)
 
 static void close_session(lua_State *L, int idx, struct lsession *ls, const char *reason)
 {
-    if (ls->self_ref == LUA_NOREF) return;
+    /* Already closed, or already finalized (lua_close finalizes in any order). */
+    if (ls->self_ref == LUA_NOREF || !ls->s) return;
     if (get_uv(L, idx, "wait_timer") != LUA_TNIL) sts_timer_stop(loop(), lua_touserdata(L, -1));
     lua_pop(L, 1);
     get_uv(L, idx, "client");
@@ -831,7 +832,7 @@ static int listener_sessions(lua_State *L)
 static int listener_close(lua_State *L)
 {
     struct llistener *li = check_listener(L, 1);
-    if (li->self_ref == LUA_NOREF) return 0;
+    if (li->self_ref == LUA_NOREF || !li->sub) return 0;
     luaL_unref(L, LUA_REGISTRYINDEX, li->self_ref);
     li->self_ref = LUA_NOREF;
     get_uv(L, 1, "sessions");
