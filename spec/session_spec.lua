@@ -751,6 +751,24 @@ describe("sessions at work", function()
     c2:disconnect()
   end)
 
+  it("exits cleanly when a script ends with sessions and a listener still open", function()
+    local script = test.tmpdir() .. "/leave-open.lua"
+    test.write_file(script, string.format([[
+      local sts = require "sts"
+      local gateway = assert(sts.connect{ port = %d })
+      sts.listen(gateway, { sub = "open/+/up", pub = "open/+/down", identity = %q, trust = %q }, function() end)
+      local sensor = assert(sts.connect{ port = %d })
+      assert(sts.handshake(sensor, { role = "initiator", pub = "open/s1/up", sub = "open/s1/down",
+        identity = %q, peer = %q }))
+      print("established")
+    ]], broker.port, bob.key, dir .. "/bob.trust", broker.port, alice.key, bob.pub))
+    local p = test.spawn_script(script)
+    assert.truthy(p:wait(10))
+    assert.equal(0, p:exit_code())
+    assert.matches("established", p:output())
+    assert.is_nil(p:output():find("error", 1, true))
+  end)
+
   it("rekeys by message count while messages keep flowing", function()
     local wire = sniff(broker)
     local w = pair("rekey", { rekey = { messages = 5 } }, { rekey = 5 })
