@@ -205,11 +205,7 @@ void stsl_open_legacy(lua_State *L)
     };
     static const luaL_Reg functions[] = { { "new", l_new }, { NULL, NULL } };
 
-    luaL_newmetatable(L, LEGACY_MT);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    stsl_new_class(L, LEGACY_MT, meta, methods);
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "legacy");
 }

@@ -477,21 +477,6 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
-{
-    luaL_newmetatable(L, name);
-    if (methods) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    if (gc) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
-}
-
 void stsl_open_loop(lua_State *L)
 {
     static const luaL_Reg functions[] = {
@@ -510,8 +495,10 @@ void stsl_open_loop(lua_State *L)
     main_thread = lua_tothread(L, -1);
     lua_pop(L, 1);
     sts_timer_init(&wake_timer, wake_ready, NULL);
-    new_class(L, FUTURE_MT, future_methods, NULL);
-    new_class(L, TIMER_MT, timer_methods, NULL);
-    new_class(L, WAITER_MT, NULL, waiter_gc);
+    static const luaL_Reg no_meta[] = { { NULL, NULL } };
+    static const luaL_Reg waiter_meta[] = { { "__gc", waiter_gc }, { NULL, NULL } };
+    stsl_new_class(L, FUTURE_MT, no_meta, future_methods);
+    stsl_new_class(L, TIMER_MT, no_meta, timer_methods);
+    stsl_new_class(L, WAITER_MT, waiter_meta, no_meta);
     luaL_setfuncs(L, functions, 0);
 }

@@ -724,11 +724,7 @@ void stsl_open_mqtt(lua_State *L)
         { "__gc", client_disconnect }, { "__close", client_disconnect },
         { "__tostring", client_tostring }, { NULL, NULL },
     };
-    luaL_newmetatable(L, CLIENT_MT);
-    luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    stsl_new_class(L, CLIENT_MT, meta, methods);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "connect");
 }

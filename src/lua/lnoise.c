@@ -264,16 +264,6 @@ static int cipher_tostring(lua_State *L)
     return 1;
 }
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 void stsl_open_noise(lua_State *L)
 {
     static const luaL_Reg hs_methods[] = {
@@ -294,8 +284,8 @@ void stsl_open_noise(lua_State *L)
     };
     static const luaL_Reg functions[] = { { "handshake", l_handshake }, { NULL, NULL } };
 
-    new_class(L, HANDSHAKE_MT, hs_meta, hs_methods);
-    new_class(L, CIPHER_MT, cipher_meta, cipher_methods);
+    stsl_new_class(L, HANDSHAKE_MT, hs_meta, hs_methods);
+    stsl_new_class(L, CIPHER_MT, cipher_meta, cipher_methods);
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "noise");
 }

@@ -1064,6 +1064,9 @@ void stsl_open_session(lua_State *L)
         { "__index", session_index }, { "__gc", session_gc }, { "__close", session_close_scope },
         { "__tostring", session_tostring }, { NULL, NULL },
     };
+    static const luaL_Reg listener_meta[] = {
+        { "__close", listener_close }, { "__gc", listener_gc }, { NULL, NULL },
+    };
     static const luaL_Reg listener_methods[] = {
         { "sessions", listener_sessions }, { "close", listener_close }, { NULL, NULL },
     };
@@ -1075,14 +1078,7 @@ void stsl_open_session(lua_State *L)
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "methods");
     lua_pop(L, 1);
-    luaL_newmetatable(L, LISTENER_MT);
-    luaL_newlib(L, listener_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, listener_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, listener_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    stsl_new_class(L, LISTENER_MT, listener_meta, listener_methods);
     luaL_newmetatable(L, TRUST_MT);
     lua_pushcfunction(L, trust_gc);
     lua_setfield(L, -2, "__gc");
