@@ -146,6 +146,7 @@ end
 function Session:stop()
   self.stopped = true
   kinds[self.kind].stop(self)
+  self.client:flush(2) -- the goodbye (KILL) reaches the broker before we leave
   self.client:disconnect()
   say("session stopped")
 end
