@@ -12,6 +12,7 @@
  * engine's tick at the deadline it asks for. */
 #include "lua/internal.h"
 #include "crypto/keyfile.h"
+#include "crypto/x25519.h"
 #include "loop/loop.h"
 #include "mqtt/client.h"
 #include "proto/session.h"
@@ -51,7 +52,7 @@ struct lsession {
 
 struct policy {
     struct sts_session_config cfg;
-    uint8_t identity[32], peer[32];
+    uint8_t identity[32], identity_pub[32], peer[32];
     int qos;
     double wait;                /* responder: how long to wait for an initiator */
 };
@@ -194,7 +195,9 @@ static int read_policy(lua_State *L, int idx, struct policy *p, int responder)
     lua_getfield(L, idx, "identity");
     if (!lua_isnil(L, -1)) {
         if (!stsl_check_key(L, -1, p->identity, STS_KEY_PRIVATE, "identity")) return 0;
+        if (sts_x25519_public(p->identity_pub, p->identity) != 0) luaL_error(L, "identity: unusable key");
         p->cfg.static_priv = p->identity;
+        p->cfg.static_pub = p->identity_pub;
     } else if (chosen != STS_PATTERN_NN) {
         luaL_error(L, "option 'identity' is required (a private key file or text), unless pattern = \"NN\"");
     }
@@ -736,7 +739,7 @@ static int listener_frame(lua_State *L)
             return 0;
         }
         struct policy p = li->policy;
-        if (p.cfg.static_priv) p.cfg.static_priv = p.identity;
+        if (p.cfg.static_priv) p.cfg.static_priv = p.identity, p.cfg.static_pub = p.identity_pub;
         if (p.cfg.peer_static) p.cfg.peer_static = p.peer;
         get_uv(L, listener, "trust");
         luaL_Buffer b;

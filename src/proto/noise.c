@@ -478,7 +478,8 @@ static int set_keys(struct sts_noise_hs *hs, const struct sts_noise_keys *keys)
 
     if (keys->s) {
         memcpy(hs->s, keys->s, DHLEN);
-        if ((err = sts_x25519_public(hs->s_pub, hs->s)) != 0) return err;
+        if (keys->s_pub) memcpy(hs->s_pub, keys->s_pub, DHLEN);
+        else if ((err = sts_x25519_public(hs->s_pub, hs->s)) != 0) return err;
     }
     if (keys->e) {
         memcpy(hs->e, keys->e, DHLEN);

@@ -37,6 +37,8 @@ struct sts_noise_keys {
     const uint8_t *re; /* remote ephemeral public key (pre-message) */
     const uint8_t (*psks)[32]; /* one per psk token, in order of use */
     size_t npsks;
+    const uint8_t *s_pub; /* the public key of s, when the caller has it:
+                             saves an X25519 per handshake (it must match s) */
 };
 
 /* A CipherState: key, next nonce, and the AEAD (enum sts_aead_alg). */

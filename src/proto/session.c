@@ -5,6 +5,7 @@
  * inside a handshake attempt, `pending` keys that wait for proof that the
  * peer holds them too (its first valid ENC) before they replace `cur`. */
 #include "proto/session.h"
+#include "crypto/x25519.h"
 #include "crypto/random.h"
 #include "proto/noise.h"
 #include "proto/replay.h"
@@ -70,7 +71,7 @@ struct topic {
 
 struct sts_session {
     struct sts_session_config cfg; /* defaults filled; pointers to caller memory cleared */
-    uint8_t static_priv[32], pinned[32];
+    uint8_t static_priv[32], static_pub[32], pinned[32];
     uint8_t has_static, has_pinned;
     enum sts_session_state ended; /* CLOSED or FAILED; IDLE while not ended */
     struct topic out, in;
@@ -369,6 +370,7 @@ static int attempt_open_noise(struct sts_session *s, struct attempt *a)
 
     struct sts_noise_keys keys = {
         .s = pattern != STS_PATTERN_NN ? s->static_priv : NULL,
+        .s_pub = pattern != STS_PATTERN_NN ? s->static_pub : NULL,
         .e = a->e,
         .rs = is_initiator(s) && pattern == STS_PATTERN_IK ? s->pinned : NULL,
     };
@@ -909,11 +911,16 @@ int sts_session_new(struct sts_session **out, const struct sts_session_config *c
         return STS_ERR_NOMEM;
     copy_key(s->static_priv, &s->has_static, c.static_priv);
     copy_key(s->pinned, &s->has_pinned, c.peer_static);
-    int err = topic_init(&s->out, c.topic_out);
+    int err = 0;
+    /* Once per session, not once per handshake attempt. */
+    if (c.static_pub) memcpy(s->static_pub, c.static_pub, 32);
+    else if (s->has_static) err = sts_x25519_public(s->static_pub, s->static_priv);
+    if (!err)
+        err = topic_init(&s->out, c.topic_out);
     if (!err)
         err = topic_init(&s->in, c.topic_in);
     /* Keep no pointer into the caller's memory. */
-    c.static_priv = c.peer_static = NULL;
+    c.static_priv = c.static_pub = c.peer_static = NULL;
     c.topic_out = c.topic_in = NULL;
     s->cfg = c;
     if (err) {

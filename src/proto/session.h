@@ -64,6 +64,8 @@ struct sts_session_config {
     unsigned allowed_patterns;
     const uint8_t *static_priv; /* our X25519 private key (32 bytes, copied);
                                    NULL only when every pattern used is NN */
+    const uint8_t *static_pub;  /* its public key if the caller has it (copied),
+                                   else computed once here */
     const uint8_t *peer_static; /* a pinned peer key (copied): only it is
                                    accepted; NULL to ask trust() */
     /* Accepts (non-zero) or refuses a peer static key; NULL refuses all. */

@@ -366,8 +366,10 @@ static void new_pair(struct peer *ini, struct peer *res, const char *protocol,
                      const uint8_t (*psks)[32], size_t npsks)
 {
     uint8_t is[32], ipub[32], rsk[32], rpub[32];
-    struct sts_noise_keys ik = { is, NULL, NULL, NULL, psks, npsks };
-    struct sts_noise_keys rk = { rsk, NULL, NULL, NULL, psks, npsks };
+    /* The initiator hands in its public key, the responder has it computed:
+     * both ways must give the same handshake. */
+    struct sts_noise_keys ik = { .s = is, .s_pub = ipub, .psks = psks, .npsks = npsks };
+    struct sts_noise_keys rk = { .s = rsk, .psks = psks, .npsks = npsks };
 
     memset(ini, 0, sizeof *ini);
     memset(res, 0, sizeof *res);
