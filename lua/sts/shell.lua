@@ -16,6 +16,7 @@
 -- and nosec frames), sendenc, stop, describe, state, and optionally rejected.
 local sts = require "sts"
 local Config = require "sts.shell.config"
+local keyfiles = require "sts.keyfiles"
 
 local shell = {}
 
@@ -433,30 +434,11 @@ end)
 
 --- Writes a new file readable by its owner only: made empty with mode
 -- 0600 before the secret goes in.
-local function write_private(path, text)
-  local quoted = "'" .. path:gsub("'", "'\\''") .. "'"
-  if not os.execute("umask 077 && : > " .. quoted) then fail("cannot create %s", path) end
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
 command("keygen", "NAME", "make a key pair: NAME.key (private, mode 0600) and NAME.pub", function(_, name)
   if name == "" then fail("keygen needs a name, e.g. keygen keys/me") end
-  for _, path in ipairs{ name .. ".key", name .. ".pub" } do
-    local f = io.open(path)
-    if f then
-      f:close()
-      fail("%s exists: remove it first", path)
-    end
-  end
-  local private, public = sts.keygen()
-  write_private(name .. ".key", private)
-  local f, err = io.open(name .. ".pub", "w")
-  if not f then fail("%s", err) end
-  f:write(public)
-  f:close()
-  say("%s.key, %s.pub: %s", name, name, sts.fingerprint(public))
+  local fingerprint, err = keyfiles.write_pair(name)
+  if not fingerprint then fail("%s%s", err, err:match("exists$") and ": remove it first" or "") end
+  say("%s.key, %s.pub: %s", name, name, fingerprint)
 end)
 
 command("run", "SCRIPT [ARGS]", "run a Lua script in this shell (it gets the shell API as ...)", function(sh, rest)
