@@ -769,6 +769,26 @@ describe("sessions at work", function()
     assert.is_nil(p:output():find("error", 1, true))
   end)
 
+  it("keeps messages that arrive before a message handler is set, and hands them to it", function()
+    local gateway = assert(sts.connect(broker:options()))
+    local sessions = {}
+    local listener = assert(sts.listen(gateway, { sub = "early/+/up", pub = "early/+/down",
+      identity = bob.key, trust = dir .. "/bob.trust" }, function(session) sessions[#sessions + 1] = session end))
+    local sensor = assert(sts.connect(broker:options()))
+    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "early/s1/up", sub = "early/s1/down",
+      identity = alice.key, peer = bob.pub }))
+    for i = 1, 3 do assert(s:send("early " .. i)) end
+    assert.truthy(test.wait_until(function() return sessions[1] and sessions[1]:stats().received == 3 end))
+    local got = {}
+    sessions[1]:on("message", function(text) got[#got + 1] = text end)
+    assert.same({}, got) -- not inside on(): from the loop
+    assert.truthy(test.wait_until(function() return #got == 3 end, 2))
+    assert.same({ "early 1", "early 2", "early 3" }, got)
+    listener:close()
+    sensor:disconnect()
+    gateway:disconnect()
+  end)
+
   it("rekeys by message count while messages keep flowing", function()
     local wire = sniff(broker)
     local w = pair("rekey", { rekey = { messages = 5 } }, { rekey = 5 })

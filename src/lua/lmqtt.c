@@ -298,9 +298,8 @@ static void read_will(lua_State *L, int idx, struct sts_mqtt_options *o)
     o->will.topic = stsl_opt_string(L, w, "topic", NULL);
     if (!o->will.topic) luaL_error(L, "option 'will' needs a topic");
     o->will.payload = stsl_opt_string(L, w, "payload", "");
-    o->will.len = strlen(o->will.payload);
     lua_getfield(L, w, "payload");
-    if (lua_isstring(L, -1)) o->will.len = lua_rawlen(L, -1); /* binary-safe */
+    o->will.len = lua_type(L, -1) == LUA_TSTRING ? lua_rawlen(L, -1) : 0; /* binary-safe */
     lua_pop(L, 1);
     o->will.qos = (int)stsl_opt_integer(L, w, "qos", 0);
     o->will.retain = stsl_opt_boolean(L, w, "retain", 0);

@@ -43,6 +43,7 @@ struct lsession {
     char *topic_in, *topic_out;
     int qos;
     struct sts_timer timer;     /* the engine's next deadline */
+    struct sts_timer backlog;   /* hands early messages to a new message handler */
     int self_ref;               /* LUA_NOREF once closed */
     int established;            /* ESTABLISHED was reported once */
     int listened;               /* created by a listener (no subscription of its own) */
@@ -290,6 +291,7 @@ static int push_handler(lua_State *L, int idx, const char *event)
 static void unanchor(lua_State *L, struct lsession *ls)
 {
     sts_timer_stop(loop(), &ls->timer);
+    sts_timer_stop(loop(), &ls->backlog);
     luaL_unref(L, LUA_REGISTRYINDEX, ls->self_ref);
     ls->self_ref = LUA_NOREF;
 }
@@ -313,6 +315,7 @@ static void settle(lua_State *L, int session, int ok, const char *reason)
 static void call_listener(lua_State *L, int session);
 static int session_client_closed(lua_State *L);
 static int listener_close(lua_State *L);
+static void deliver_backlog(struct sts_timer *t, void *ud);
 static void close_session(lua_State *L, int idx, struct lsession *ls, const char *reason);
 static void leave_listener(lua_State *L, int session, const struct lsession *ls);
 
@@ -458,6 +461,7 @@ static struct lsession *new_session(lua_State *L, int client_idx, struct policy 
     ls->client = stsl_check_client(L, client_idx);
     ls->trust = lua_isnil(L, trust) ? NULL : lua_touserdata(L, trust);
     sts_timer_init(&ls->timer, on_timer, ls);
+    sts_timer_init(&ls->backlog, deliver_backlog, ls);
     luaL_setmetatable(L, SESSION_MT);
     lua_createtable(L, 0, 6);
     lua_pushvalue(L, client_idx);
@@ -690,7 +694,6 @@ static int reply_topic(luaL_Buffer *b, const char *sub, const char *pub, const c
 
 static void call_listener(lua_State *L, int session)
 {
-    struct lsession *ls = check_session(L, session);
     get_uv(L, session, "listener");
     int listener = lua_gettop(L);
     if (!lua_isnil(L, listener) && get_uv(L, listener, "on_session") == LUA_TFUNCTION) {
@@ -700,7 +703,6 @@ static void call_listener(lua_State *L, int session)
         lua_pop(L, 1);
     }
     lua_settop(L, listener - 1);
-    (void)ls;
 }
 
 /* A closed session leaves its listener's table, so that the next handshake
@@ -905,39 +907,31 @@ static void flush_backlog(lua_State *L, int session)
     lua_pop(L, 1);
 }
 
-static int deliver_backlog(lua_State *L)
+static void deliver_backlog(struct sts_timer *t, void *ud)
 {
-    flush_backlog(L, lua_upvalueindex(1));
-    return 0;
+    lua_State *L = stsl_main();
+    (void)t;
+    if (!push_session(L, ud)) return;
+    flush_backlog(L, lua_gettop(L));
+    lua_pop(L, 1);
 }
 
 static int session_on(lua_State *L)
 {
     static const char *const events[] = { "message", "close", "established", NULL };
-    check_session(L, 1);
+    struct lsession *ls = check_session(L, 1);
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
     get_uv(L, 1, "on");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, events[e]);
-    lua_settop(L, 1);
     if (e == 0 && !lua_isnil(L, 3)) {
         /* Not inside this call: the handler runs from the loop, like any other. */
         get_uv(L, 1, "backlog");
-        if (lua_rawlen(L, -1) > 0) {
-            lua_getglobal(L, "require");
-            lua_pushliteral(L, "sts");
-            lua_call(L, 1, 1);
-            lua_getfield(L, -1, "after");
-            lua_pushnumber(L, 0);
-            lua_pushvalue(L, 1);
-            lua_pushcclosure(L, deliver_backlog, 1);
-            lua_call(L, 2, 0);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+        if (lua_rawlen(L, -1) > 0) sts_timer_start(loop(), &ls->backlog, 0, 0);
     }
+    lua_settop(L, 1);
     return 1;
 }
 
@@ -1041,6 +1035,7 @@ static int session_gc(lua_State *L)
 {
     struct lsession *ls = check_session(L, 1);
     sts_timer_stop(loop(), &ls->timer);
+    sts_timer_stop(loop(), &ls->backlog);
     sts_session_free(ls->s);
     ls->s = NULL;
     free(ls->topic_in);
