@@ -4,11 +4,13 @@
 #include "util/hex.h"
 
 #include <mbedtls/base64.h>
+#include <mbedtls/constant_time.h>
 #include <mbedtls/platform_util.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -97,6 +99,47 @@ int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char
     return rc;
 }
 
+/* Creates path exclusively; with force, first removes what is there. */
+static int create_new(const char *path, mode_t mode, int force)
+{
+    if (force && unlink(path) != 0 && errno != ENOENT) return -1;
+    /* O_EXCL already refuses a symbolic link; O_NOFOLLOW says so twice. */
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sts_key_save(const char *path, const uint8_t key[32], enum sts_key_kind kind, int force,
+                 char *err, size_t errlen)
+{
+    char text[STS_KEY_TEXT_MAX];
+    int fd = create_new(path, kind == STS_KEY_PRIVATE ? 0600 : 0644, force);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return STS_ERR_IO;
+    }
+    sts_key_format(text, key, kind);
+    int ok = write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0;
+    int saved = errno;
+    mbedtls_platform_zeroize(text, sizeof text);
+    if (close(fd) != 0 && ok) ok = 0, saved = errno;
+    if (ok) return 0;
+    snprintf(err, errlen, "%s: %s", path, strerror(saved));
+    /* Best effort: a partial key file must not stay behind; the write error is what matters. */
+    (void)unlink(path);
+    return STS_ERR_IO;
+}
+
 int sts_key_fingerprint(char *out, const uint8_t pub[32])
 {
     uint8_t digest[32];
@@ -132,4 +175,108 @@ int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const ui
         }
     }
     return 0;
+}
+
+/* Reads all of fd into a new buffer, refusing more than max bytes. */
+static int read_all(int fd, size_t max, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : STS_ERR_NOMEM;
+    while (rc == 0) {
+        if (n == cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                rc = STS_ERR_NOMEM;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) rc = STS_ERR_IO;
+        else if (got == 0) break;
+        else if ((n += (size_t)got) > max) rc = STS_ERR_TOO_BIG;
+    }
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+struct trust_loader {
+    struct sts_trust *t;
+    int rc; /* why add refused a key */
+};
+
+static int trust_add(void *ctx, const uint8_t key[32])
+{
+    struct trust_loader *l = ctx;
+    struct sts_trust *t = l->t;
+    if (t->n == STS_TRUST_MAX_KEYS) return l->rc = STS_ERR_TOO_BIG;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        uint8_t (*keys)[32] = realloc(t->keys, cap * sizeof *keys);
+        if (!keys) return l->rc = STS_ERR_NOMEM;
+        t->keys = keys;
+        t->cap = cap;
+    }
+    memcpy(t->keys[t->n++], key, 32);
+    return 0;
+}
+
+/* Parses text into t, describing a failure in err. */
+static int trust_fill(struct sts_trust *t, const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+    struct trust_loader l = { t, 0 };
+    unsigned line = 0;
+    if (sts_trust_parse(text, len, trust_add, &l, &line) == 0) return 0;
+    if (l.rc == STS_ERR_TOO_BIG)
+        snprintf(err, errlen, "%s:%u: more than %d keys", path, line, STS_TRUST_MAX_KEYS);
+    else if (l.rc == STS_ERR_NOMEM)
+        snprintf(err, errlen, "%s:%u: out of memory", path, line);
+    else
+        snprintf(err, errlen, "%s:%u: not a public key (64 hex digits, then an optional comment)", path, line);
+    return l.rc ? l.rc : STS_ERR_PARSE;
+}
+
+int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    *t = (struct sts_trust){ 0 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "trust: cannot open %s", path);
+        return STS_ERR_IO;
+    }
+    int rc = read_all(fd, STS_TRUST_FILE_MAX, &text, &len);
+    int saved = errno;
+    close(fd);
+    if (rc == STS_ERR_IO) snprintf(err, errlen, "trust: cannot read %s: %s", path, strerror(saved));
+    else if (rc == STS_ERR_TOO_BIG) snprintf(err, errlen, "trust: %s is too large (over %d bytes)", path, STS_TRUST_FILE_MAX);
+    else if (rc != 0) snprintf(err, errlen, "trust: out of memory reading %s", path);
+    if (rc != 0) return rc;
+    rc = trust_fill(t, path, text, len, err, errlen);
+    free(text);
+    if (rc != 0) sts_trust_free(t);
+    return rc;
+}
+
+int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32])
+{
+    int found = 0;
+    /* No early exit: the position of a match must not show in the time. */
+    for (size_t i = 0; i < t->n; i++) found |= mbedtls_ct_memcmp(t->keys[i], pub, 32) == 0;
+    return found;
+}
+
+void sts_trust_free(struct sts_trust *t)
+{
+    free(t->keys);
+    *t = (struct sts_trust){ 0 };
 }

@@ -21,6 +21,7 @@
 #define STS_FINGERPRINT_LEN 50
 #define STS_KEY_FILE_MAX 4096
 #define STS_TRUST_MAX_KEYS 100000
+#define STS_TRUST_FILE_MAX (32 * 1024 * 1024)
 
 enum sts_key_kind { STS_KEY_PRIVATE, STS_KEY_PUBLIC };
 
@@ -37,6 +38,14 @@ int sts_key_parse(uint8_t key[32], const char *text, size_t len, enum sts_key_ki
  * described in err. */
 int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char *err, size_t errlen);
 
+/* Writes a key file as a new file: never over an existing file, never
+ * through a symbolic link. Mode 0600 for a private key, 0644 for a public
+ * one (less the umask). With force, whatever is at path (a link itself, not
+ * its target) is removed first. The key is on disk (fsync) when it returns
+ * 0; on failure no file is left, and STS_ERR_IO is returned with err set. */
+int sts_key_save(const char *path, const uint8_t key[32], enum sts_key_kind kind, int force,
+                 char *err, size_t errlen);
+
 /* The fingerprint of a public key, NUL-terminated (STS_FINGERPRINT_LEN + 1). */
 int sts_key_fingerprint(char *out, const uint8_t pub[32]);
 
@@ -44,5 +53,23 @@ int sts_key_fingerprint(char *out, const uint8_t pub[32]);
  * returns STS_ERR_PARSE with *bad_line set (1-based). */
 int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const uint8_t key[32]),
                     void *ctx, unsigned *bad_line);
+
+/* A trust list read into memory: the accepted public keys. */
+struct sts_trust {
+    uint8_t (*keys)[32];
+    size_t n, cap;
+};
+
+/* Reads the trust file at path into t (which need not be initialised). On
+ * failure t is empty and err names the file (and the line of a bad key).
+ * Returns 0, STS_ERR_IO, STS_ERR_PARSE, STS_ERR_TOO_BIG, STS_ERR_NOMEM. */
+int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errlen);
+
+/* 1 if pub is in t, else 0. Every key is compared, each in constant time,
+ * so the time taken tells neither which key matched nor how closely. */
+int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32]);
+
+/* Frees the keys, leaving t an empty list. */
+void sts_trust_free(struct sts_trust *t);
 
 #endif

@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define KEY_HEX_1 "0101010101010101010101010101010101010101010101010101010101010101"
+#define KEY_HEX_2 "0202020202020202020202020202020202020202020202020202020202020202"
+
 struct collected {
     uint8_t keys[4][32];
     int n;
@@ -26,6 +29,120 @@ static void write_file(const char *path, const char *text, mode_t mode)
     fputs(text, f);
     fclose(f);
     chmod(path, mode);
+}
+
+static mode_t file_mode(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 ? st.st_mode : 0;
+}
+
+/* Key files are written as new files: private ones 0600, never over an
+ * existing file unless forced, never through a symbolic link. */
+static void test_save(const char *dir)
+{
+    uint8_t priv[32], pub[32], back[32];
+    char path[128], target[128], err[256];
+    CHECK(sts_x25519_keypair(priv, pub) == 0);
+    umask(022);
+
+    snprintf(path, sizeof path, "%s/saved.key", dir);
+    CHECK(sts_key_save(path, priv, STS_KEY_PRIVATE, 0, err, sizeof err) == 0);
+    CHECK((file_mode(path) & 0777) == 0600);
+    CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, err, sizeof err) == 0);
+    CHECK_MEM(back, priv, 32);
+
+    /* An existing file stays as it is, unless forced. */
+    CHECK(sts_key_save(path, pub, STS_KEY_PRIVATE, 0, err, sizeof err) == STS_ERR_IO);
+    CHECK(strstr(err, "saved.key: File exists") != NULL);
+    CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, err, sizeof err) == 0);
+    CHECK_MEM(back, priv, 32);
+    CHECK(sts_key_save(path, pub, STS_KEY_PRIVATE, 1, err, sizeof err) == 0);
+    CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, err, sizeof err) == 0);
+    CHECK_MEM(back, pub, 32);
+    unlink(path);
+
+    /* A symbolic link is not followed; forced, the link itself is replaced. */
+    snprintf(target, sizeof target, "%s/target", dir);
+    snprintf(path, sizeof path, "%s/link.key", dir);
+    CHECK(symlink(target, path) == 0);
+    CHECK(sts_key_save(path, priv, STS_KEY_PRIVATE, 0, err, sizeof err) == STS_ERR_IO);
+    CHECK(access(target, F_OK) != 0);
+    CHECK(sts_key_save(path, priv, STS_KEY_PRIVATE, 1, err, sizeof err) == 0);
+    CHECK(S_ISREG(file_mode(path)) && access(target, F_OK) != 0);
+    unlink(path);
+
+    /* Public key files are readable by all; a missing directory is an error. */
+    snprintf(path, sizeof path, "%s/saved.pub", dir);
+    CHECK(sts_key_save(path, pub, STS_KEY_PUBLIC, 0, err, sizeof err) == 0);
+    CHECK((file_mode(path) & 0777) == 0644);
+    CHECK(sts_key_load(back, path, STS_KEY_PUBLIC, err, sizeof err) == 0);
+    CHECK_MEM(back, pub, 32);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/missing/saved.pub", dir);
+    CHECK(sts_key_save(path, pub, STS_KEY_PUBLIC, 1, err, sizeof err) == STS_ERR_IO);
+    CHECK(strstr(err, "No such file") != NULL);
+}
+
+/* Key number i of write_many_keys: zeros, then i big-endian. */
+static void nth_key(uint8_t key[32], unsigned i)
+{
+    memset(key, 0, 32);
+    for (int b = 0; b < 4; b++) key[31 - b] = (uint8_t)(i >> (8 * b));
+}
+
+/* A trust file of n distinct keys. */
+static void write_many_keys(const char *path, unsigned n)
+{
+    FILE *f = fopen(path, "w");
+    for (unsigned i = 0; i < n; i++) fprintf(f, "%056x%08x\n", 0u, i);
+    fclose(f);
+}
+
+/* Trust files read into a list, checked key by key, errors naming file and line. */
+static void test_trust_load(const char *dir)
+{
+    struct sts_trust t;
+    char path[128], err[256];
+    uint8_t one[32], two[32], three[32], last[32];
+    memset(one, 1, 32);
+    memset(two, 2, 32);
+    memset(three, 3, 32);
+
+    snprintf(path, sizeof path, "%s/ok.trust", dir);
+    write_file(path, "# peers\nsts-key v1 x25519-public\n" KEY_HEX_1 "\n\n  " KEY_HEX_2 " sensor-7\n", 0644);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0);
+    CHECK(t.n == 2);
+    CHECK(sts_trust_contains(&t, one) && sts_trust_contains(&t, two) && !sts_trust_contains(&t, three));
+    sts_trust_free(&t);
+    CHECK(t.n == 0 && t.keys == NULL && !sts_trust_contains(&t, one));
+
+    write_file(path, "", 0644);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == 0 && !sts_trust_contains(&t, one));
+    sts_trust_free(&t);
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/bad.trust", dir);
+    write_file(path, "# peers\n" KEY_HEX_1 "\n0101\n", 0644);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0 && t.keys == NULL);
+    CHECK(strstr(err, "/bad.trust:3: not a public key (64 hex digits, then an optional comment)") != NULL);
+    unlink(path);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_IO);
+    CHECK(strncmp(err, "trust: cannot open ", 19) == 0 && strstr(err, "/bad.trust") != NULL);
+
+    /* The key limit, and a list that grows past its first allocations. */
+    snprintf(path, sizeof path, "%s/many.trust", dir);
+    write_many_keys(path, STS_TRUST_MAX_KEYS);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == STS_TRUST_MAX_KEYS);
+    nth_key(last, STS_TRUST_MAX_KEYS - 1);
+    CHECK(sts_trust_contains(&t, last) && !sts_trust_contains(&t, one));
+    sts_trust_free(&t);
+    write_many_keys(path, STS_TRUST_MAX_KEYS + 1);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_TOO_BIG && t.n == 0);
+    CHECK(strstr(err, "many.trust:100001: more than 100000 keys") != NULL);
+    unlink(path);
+    /* What never ends is not read forever. */
+    CHECK(sts_trust_load(&t, "/dev/zero", err, sizeof err) == STS_ERR_TOO_BIG && t.n == 0);
 }
 
 int main(void)
@@ -79,7 +196,9 @@ int main(void)
     CHECK_MEM(back, priv, 32);
     unlink(path);
     CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, err, sizeof err) == STS_ERR_IO);
-    rmdir(dir);
+    test_save(dir);
+    test_trust_load(dir);
+    CHECK(rmdir(dir) == 0);
 
     /* Trust lists: comments, blank lines, pasted .pub headers, comments after keys. */
     struct collected c = { .n = 0 };
