@@ -50,14 +50,15 @@ static int seal(const uint8_t key[STS_FERNET_KEY_LEN], const uint8_t *pt, size_t
                 uint64_t now, const uint8_t *iv, uint8_t *raw)
 {
     uint8_t chain[BLOCK];
+    int rc;
 
     raw[0] = VERSION;
     put_be64(raw + TIMESTAMP_AT, now);
     if (iv) memcpy(raw + IV_AT, iv, BLOCK);
-    else if (sts_random(raw + IV_AT, BLOCK) != 0) return STS_ERR_CRYPTO;
+    else if ((rc = sts_random(raw + IV_AT, BLOCK)) != 0) return rc;
     memcpy(chain, raw + IV_AT, BLOCK);
     size_t padded = sts_pkcs7_pad(raw + BODY_AT, pt, len);
-    int rc = sts_aes_cbc(1, encryption_key(key), 16, chain, raw + BODY_AT, padded, raw + BODY_AT);
+    rc = sts_aes_cbc(1, encryption_key(key), 16, chain, raw + BODY_AT, padded, raw + BODY_AT);
     if (rc == 0)
         rc = sts_hmac(STS_SHA256, signing_key(key), 16, raw, BODY_AT + padded, raw + BODY_AT + padded);
     return rc;

@@ -20,7 +20,7 @@ static int seed_once(void)
                               sizeof personalization - 1) != 0) {
         mbedtls_ctr_drbg_free(&drbg);
         mbedtls_entropy_free(&entropy);
-        return STS_ERR_CRYPTO;
+        return STS_ERR_RNG;
     }
     /* Reseed from entropy now and then, so a long-lived gateway does not
      * run one seed forever. */
@@ -32,10 +32,10 @@ static int seed_once(void)
 
 int sts_random(uint8_t *buf, size_t len)
 {
-    if (seed_once() != 0) return STS_ERR_CRYPTO;
+    if (seed_once() != 0) return STS_ERR_RNG;
     while (len > 0) {
         size_t chunk = len < MBEDTLS_CTR_DRBG_MAX_REQUEST ? len : MBEDTLS_CTR_DRBG_MAX_REQUEST;
-        if (mbedtls_ctr_drbg_random(&drbg, buf, chunk) != 0) return STS_ERR_CRYPTO;
+        if (mbedtls_ctr_drbg_random(&drbg, buf, chunk) != 0) return STS_ERR_RNG;
         buf += chunk;
         len -= chunk;
     }

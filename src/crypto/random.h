@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Fills buf with len random bytes. Returns 0 or STS_ERR_CRYPTO. */
+/* Fills buf with len random bytes. Returns 0 or STS_ERR_RNG. */
 int sts_random(uint8_t *buf, size_t len);
 
 /* The same generator in mbedtls's f_rng shape, for mbedtls calls that take

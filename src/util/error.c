@@ -18,6 +18,7 @@ const char *sts_strerror(int err)
     case STS_ERR_EXPIRED: return "expired";
     case STS_ERR_KEY: return "unusable key";
     case STS_ERR_PERM: return "permissions too open";
+    case STS_ERR_RNG: return "random generator failed";
     }
     return "unknown error";
 }

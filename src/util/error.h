@@ -18,6 +18,7 @@ enum sts_error {
     STS_ERR_EXPIRED = -12,    /* token or key past its lifetime */
     STS_ERR_KEY = -13,        /* unusable key: low-order point, out of range value */
     STS_ERR_PERM = -14,       /* file permissions too open for a secret */
+    STS_ERR_RNG = -15,        /* the random generator failed (seeding or output) */
 };
 
 /* A short, static, human-readable description of an error code. */
