@@ -7,8 +7,9 @@
 /* A context per call: key setup costs well under a microsecond for both
  * ciphers, and a stateless call is safe to use from any number of sessions. */
 
-static int chachapoly(int seal, const uint8_t key[32], const uint8_t nonce[12],
-                      const uint8_t *ad, size_t adlen, const uint8_t *in, size_t len,
+static int chachapoly(int seal, const uint8_t key[STS_KEY_LEN],
+                      const uint8_t nonce[STS_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                      const uint8_t *in, size_t len,
                       uint8_t *out, const uint8_t *tag_in, uint8_t *tag_out)
 {
     mbedtls_chachapoly_context ctx;
@@ -24,19 +25,22 @@ static int chachapoly(int seal, const uint8_t key[32], const uint8_t nonce[12],
     return ret == 0 ? 0 : STS_ERR_CRYPTO;
 }
 
-static int aesgcm(int seal, const uint8_t key[32], const uint8_t nonce[12],
-                  const uint8_t *ad, size_t adlen, const uint8_t *in, size_t len,
+static int aesgcm(int seal, const uint8_t key[STS_KEY_LEN],
+                  const uint8_t nonce[STS_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                  const uint8_t *in, size_t len,
                   uint8_t *out, const uint8_t *tag_in, uint8_t *tag_out)
 {
     mbedtls_gcm_context ctx;
     int ret;
 
     mbedtls_gcm_init(&ctx);
-    ret = mbedtls_gcm_setkey(&ctx, MBEDTLS_CIPHER_ID_AES, key, 256);
+    ret = mbedtls_gcm_setkey(&ctx, MBEDTLS_CIPHER_ID_AES, key, 8 * STS_KEY_LEN);
     if (ret == 0)
-        ret = seal ? mbedtls_gcm_crypt_and_tag(&ctx, MBEDTLS_GCM_ENCRYPT, len, nonce, 12,
-                                               ad, adlen, in, out, 16, tag_out)
-                   : mbedtls_gcm_auth_decrypt(&ctx, len, nonce, 12, ad, adlen, tag_in, 16, in, out);
+        ret = seal ? mbedtls_gcm_crypt_and_tag(&ctx, MBEDTLS_GCM_ENCRYPT, len, nonce,
+                                               STS_AEAD_NONCE_LEN, ad, adlen, in, out,
+                                               STS_AEAD_TAG_LEN, tag_out)
+                   : mbedtls_gcm_auth_decrypt(&ctx, len, nonce, STS_AEAD_NONCE_LEN, ad, adlen,
+                                              tag_in, STS_AEAD_TAG_LEN, in, out);
     mbedtls_gcm_free(&ctx);
     if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED) return STS_ERR_AUTH;
     return ret == 0 ? 0 : STS_ERR_CRYPTO;
@@ -45,8 +49,9 @@ static int aesgcm(int seal, const uint8_t key[32], const uint8_t nonce[12],
 /* Sealing writes the tag to tag_out; opening checks tag_in (both mbedtls
  * decryptors compare in constant time and wipe out on a mismatch). The tag
  * sits after the len bytes of in/out, so in-place calls work. */
-static int aead(enum sts_aead_alg alg, int seal, const uint8_t key[32], const uint8_t nonce[12],
-                const uint8_t *ad, size_t adlen, const uint8_t *in, size_t len,
+static int aead(enum sts_aead_alg alg, int seal, const uint8_t key[STS_KEY_LEN],
+                const uint8_t nonce[STS_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                const uint8_t *in, size_t len,
                 uint8_t *out, const uint8_t *tag_in, uint8_t *tag_out)
 {
     static const uint8_t empty[1];
@@ -60,16 +65,16 @@ static int aead(enum sts_aead_alg alg, int seal, const uint8_t key[32], const ui
     return STS_ERR_UNSUPPORTED;
 }
 
-int sts_aead_seal(enum sts_aead_alg alg, const uint8_t key[32], const uint8_t nonce[12],
-                  const uint8_t *ad, size_t adlen, const uint8_t *pt, size_t ptlen,
-                  uint8_t *out)
+int sts_aead_seal(enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
+                  const uint8_t nonce[STS_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                  const uint8_t *pt, size_t ptlen, uint8_t *out)
 {
     return aead(alg, 1, key, nonce, ad, adlen, pt, ptlen, out, NULL, out + ptlen);
 }
 
-int sts_aead_open(enum sts_aead_alg alg, const uint8_t key[32], const uint8_t nonce[12],
-                  const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t ctlen,
-                  uint8_t *out)
+int sts_aead_open(enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
+                  const uint8_t nonce[STS_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                  const uint8_t *ct, size_t ctlen, uint8_t *out)
 {
     size_t len;
 

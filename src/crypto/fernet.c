@@ -16,12 +16,13 @@ enum {
     TIMESTAMP_AT = 1,
     IV_AT = 9,
     BODY_AT = 25,
-    BLOCK = 16,
-    MAC_LEN = 32,
+    BLOCK = STS_AES_BLOCK_LEN,
+    MAC_LEN = STS_SHA256_LEN,
+    HALF_KEY = STS_FERNET_KEY_LEN / 2, /* the HMAC key, then the AES-128 key */
 };
 
 static const uint8_t *signing_key(const uint8_t key[STS_FERNET_KEY_LEN]) { return key; }
-static const uint8_t *encryption_key(const uint8_t key[STS_FERNET_KEY_LEN]) { return key + 16; }
+static const uint8_t *encryption_key(const uint8_t key[STS_FERNET_KEY_LEN]) { return key + HALF_KEY; }
 
 static void put_be64(uint8_t *p, uint64_t v)
 {
@@ -58,9 +59,10 @@ static int seal(const uint8_t key[STS_FERNET_KEY_LEN], const uint8_t *pt, size_t
     else if ((rc = sts_random(raw + IV_AT, BLOCK)) != 0) return rc;
     memcpy(chain, raw + IV_AT, BLOCK);
     size_t padded = sts_pkcs7_pad(raw + BODY_AT, pt, len);
-    rc = sts_aes_cbc(1, encryption_key(key), 16, chain, raw + BODY_AT, padded, raw + BODY_AT);
+    rc = sts_aes_cbc(1, encryption_key(key), HALF_KEY, chain, raw + BODY_AT, padded, raw + BODY_AT);
     if (rc == 0)
-        rc = sts_hmac(STS_SHA256, signing_key(key), 16, raw, BODY_AT + padded, raw + BODY_AT + padded);
+        rc = sts_hmac(STS_SHA256, signing_key(key), HALF_KEY, raw, BODY_AT + padded,
+                      raw + BODY_AT + padded);
     return rc;
 }
 
@@ -111,7 +113,7 @@ static int check_mac(const uint8_t key[STS_FERNET_KEY_LEN], const uint8_t *raw, 
 {
     uint8_t mac[MAC_LEN];
     size_t signed_len = rawlen - MAC_LEN;
-    int rc = sts_hmac(STS_SHA256, signing_key(key), 16, raw, signed_len, mac);
+    int rc = sts_hmac(STS_SHA256, signing_key(key), HALF_KEY, raw, signed_len, mac);
 
     if (rc == 0 && mbedtls_ct_memcmp(mac, raw + signed_len, MAC_LEN) != 0) rc = STS_ERR_AUTH;
     mbedtls_platform_zeroize(mac, sizeof mac);
@@ -135,7 +137,7 @@ static int open_body(const uint8_t key[STS_FERNET_KEY_LEN], uint8_t *raw, size_t
     size_t bodylen = rawlen - BODY_AT - MAC_LEN;
 
     memcpy(chain, raw + IV_AT, BLOCK);
-    int n = sts_aes_cbc(0, encryption_key(key), 16, chain, body, bodylen, body);
+    int n = sts_aes_cbc(0, encryption_key(key), HALF_KEY, chain, body, bodylen, body);
     if (n == 0) n = sts_pkcs7_unpad(body, bodylen);
     if (n < 0) return n;
     *pt = malloc((size_t)n + 1); /* + 1: an empty message still gets a buffer */

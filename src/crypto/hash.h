@@ -2,14 +2,15 @@
 #ifndef STS_CRYPTO_HASH_H
 #define STS_CRYPTO_HASH_H
 
+#include "crypto/sizes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 enum sts_hash_alg { STS_SHA256, STS_SHA512 };
 
-#define STS_HASH_MAX_LEN 64 /* the longest digest, SHA-512's */
-
-/* Digest length in bytes: 32 or 64 (0 for an unknown alg). */
+/* Digest length in bytes: STS_SHA256_LEN or STS_SHA512_LEN (0 for an
+ * unknown alg). */
 size_t sts_hash_len(enum sts_hash_alg alg);
 
 /* out (sts_hash_len bytes) = HASH(data). Returns 0 or a negative sts_error. */

@@ -9,7 +9,7 @@
 
 /* RFC 7748 §5 decodeScalar25519: clear the 3 low bits (a multiple of the
  * cofactor), clear bit 255 and set bit 254 (constant-time ladder length). */
-static void clamp(uint8_t k[32])
+static void clamp(uint8_t k[STS_X25519_LEN])
 {
     k[0] &= 248;
     k[31] &= 127;
@@ -18,16 +18,17 @@ static void clamp(uint8_t k[32])
 
 /* out = X25519(priv, u). mbedtls reads and writes Montgomery x-coordinates
  * little-endian and masks the top bit of u itself (RFC 7748 §5). */
-static int scalar_mult(uint8_t out[32], const uint8_t priv[32], const uint8_t u[32])
+static int scalar_mult(uint8_t out[STS_X25519_LEN], const uint8_t priv[STS_X25519_LEN],
+                       const uint8_t u[STS_X25519_LEN])
 {
     mbedtls_ecp_group grp;
     mbedtls_ecp_point P, R;
     mbedtls_mpi d;
-    uint8_t k[32];
+    uint8_t k[STS_X25519_LEN];
     size_t olen;
     int ret, err = STS_ERR_CRYPTO;
 
-    memcpy(k, priv, 32);
+    memcpy(k, priv, sizeof k);
     clamp(k);
     mbedtls_ecp_group_init(&grp);
     mbedtls_ecp_point_init(&P);
@@ -35,16 +36,16 @@ static int scalar_mult(uint8_t out[32], const uint8_t priv[32], const uint8_t u[
     mbedtls_mpi_init(&d);
 
     if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_CURVE25519) != 0
-        || mbedtls_mpi_read_binary_le(&d, k, 32) != 0
-        || mbedtls_ecp_point_read_binary(&grp, &P, u, 32) != 0)
+        || mbedtls_mpi_read_binary_le(&d, k, sizeof k) != 0
+        || mbedtls_ecp_point_read_binary(&grp, &P, u, STS_X25519_LEN) != 0)
         goto done;
     /* mbedtls refuses the known low-order points before multiplying. */
     ret = mbedtls_ecp_mul(&grp, &R, &d, &P, sts_random_rng, NULL);
     if (ret == MBEDTLS_ERR_ECP_INVALID_KEY) { err = STS_ERR_KEY; goto done; }
     if (ret != 0
         || mbedtls_ecp_point_write_binary(&grp, &R, MBEDTLS_ECP_PF_UNCOMPRESSED,
-                                          &olen, out, 32) != 0
-        || olen != 32)
+                                          &olen, out, STS_X25519_LEN) != 0
+        || olen != STS_X25519_LEN)
         goto done;
     err = 0;
 done:
@@ -53,35 +54,36 @@ done:
     mbedtls_ecp_point_free(&R);
     mbedtls_ecp_point_free(&P);
     mbedtls_ecp_group_free(&grp);
-    if (err != 0) mbedtls_platform_zeroize(out, 32);
+    if (err != 0) mbedtls_platform_zeroize(out, STS_X25519_LEN);
     return err;
 }
 
-int sts_x25519_public(uint8_t pub[32], const uint8_t priv[32])
+int sts_x25519_public(uint8_t pub[STS_X25519_LEN], const uint8_t priv[STS_X25519_LEN])
 {
-    static const uint8_t base[32] = { 9 };
+    static const uint8_t base[STS_X25519_LEN] = { 9 };
     return scalar_mult(pub, priv, base);
 }
 
-int sts_x25519_keypair(uint8_t priv[32], uint8_t pub[32])
+int sts_x25519_keypair(uint8_t priv[STS_X25519_LEN], uint8_t pub[STS_X25519_LEN])
 {
-    int err = sts_random(priv, 32);
+    int err = sts_random(priv, STS_X25519_LEN);
     if (err == 0) {
         clamp(priv);
         err = sts_x25519_public(pub, priv);
     }
-    if (err != 0) mbedtls_platform_zeroize(priv, 32);
+    if (err != 0) mbedtls_platform_zeroize(priv, STS_X25519_LEN);
     return err;
 }
 
-int sts_x25519_shared(uint8_t out[32], const uint8_t priv[32], const uint8_t peer[32])
+int sts_x25519_shared(uint8_t out[STS_X25519_LEN], const uint8_t priv[STS_X25519_LEN],
+                      const uint8_t peer[STS_X25519_LEN])
 {
     uint8_t acc = 0;
     int err = scalar_mult(out, priv, peer);
 
     if (err != 0) return err;
     /* Belt and braces for any low-order point mbedtls does not list. */
-    for (int i = 0; i < 32; i++) acc |= out[i];
+    for (int i = 0; i < STS_X25519_LEN; i++) acc |= out[i];
     if (acc == 0) return STS_ERR_KEY;
     return 0;
 }

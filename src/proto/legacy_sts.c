@@ -7,7 +7,7 @@
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
-#define KEY_DIGITS 64 /* a 255-bit u-coordinate in hex, at most */
+#define KEY_DIGITS (2 * STS_X25519_LEN) /* a 255-bit u-coordinate in hex, at most */
 
 static const struct {
     int err;
@@ -81,10 +81,10 @@ static int body_is(enum header h, const uint8_t *body, size_t len)
 
 /* The original prints the u-coordinate as a big number (mbedtls_mpi_write_string):
  * big-endian, uppercase, without leading zero bytes. */
-size_t sts_legacy_keyreq_format(char *out, const uint8_t pub[32])
+size_t sts_legacy_keyreq_format(char *out, const uint8_t pub[STS_X25519_LEN])
 {
     static const char digits[] = "0123456789ABCDEF";
-    size_t n = 8, top = 31;
+    size_t n = 8, top = STS_X25519_LEN - 1;
 
     while (top > 0 && pub[top] == 0) top--;
     memcpy(out, "KEYREQ:X", 8);
@@ -99,10 +99,11 @@ size_t sts_legacy_keyreq_format(char *out, const uint8_t pub[32])
 
 /* "X<hex>Y": the hex may have lost its leading zeros (odd length too) and
  * be in either case, but is bounded: 1 to 64 digits, all hex. */
-static enum sts_legacy_reason parse_key_body(uint8_t pub[32], const uint8_t *body, size_t len)
+static enum sts_legacy_reason parse_key_body(uint8_t pub[STS_X25519_LEN], const uint8_t *body,
+                                             size_t len)
 {
     char digits[KEY_DIGITS];
-    uint8_t be[32];
+    uint8_t be[STS_X25519_LEN];
 
     if (len < 2 || body[0] != 'X') return STS_LEGACY_KEY_SYNTAX;
     const uint8_t *y = memchr(body + 1, 'Y', len - 1);
@@ -113,12 +114,13 @@ static enum sts_legacy_reason parse_key_body(uint8_t pub[32], const uint8_t *bod
 
     memset(digits, '0', sizeof digits);
     memcpy(digits + KEY_DIGITS - ndigits, body + 1, ndigits);
-    if (sts_hex_decode(be, sizeof be, digits, sizeof digits) != 32) return STS_LEGACY_KEY_HEX;
-    for (int i = 0; i < 32; i++) pub[i] = be[31 - i];
+    if (sts_hex_decode(be, sizeof be, digits, sizeof digits) != (int)sizeof be)
+        return STS_LEGACY_KEY_HEX;
+    for (size_t i = 0; i < sizeof be; i++) pub[i] = be[sizeof be - 1 - i];
     return STS_LEGACY_OK;
 }
 
-int sts_legacy_keyreq_parse(uint8_t pub[32], const uint8_t *frame, size_t len,
+int sts_legacy_keyreq_parse(uint8_t pub[STS_X25519_LEN], const uint8_t *frame, size_t len,
                             enum sts_legacy_reason *why)
 {
     static const char head[] = "KEYREQ:";
@@ -130,7 +132,7 @@ int sts_legacy_keyreq_parse(uint8_t pub[32], const uint8_t *frame, size_t len,
     return reasons[r].err;
 }
 
-static void emit(struct sts_legacy_output *out, enum header h, const uint8_t pub[32])
+static void emit(struct sts_legacy_output *out, enum header h, const uint8_t pub[STS_X25519_LEN])
 {
     char *text = (char *)out->frames[out->nframes].data;
     size_t len;
@@ -179,7 +181,7 @@ static const struct transition *find_transition(const struct sts_legacy *ctx, en
  * chain starts at its first half. */
 static enum sts_legacy_reason derive_key(struct sts_legacy *ctx, const uint8_t *body, size_t len)
 {
-    uint8_t peer[32], secret[32];
+    uint8_t peer[STS_X25519_LEN], secret[STS_X25519_LEN];
     enum sts_legacy_reason r = parse_key_body(peer, body, len);
 
     if (r == STS_LEGACY_OK) {
@@ -188,8 +190,8 @@ static enum sts_legacy_reason derive_key(struct sts_legacy *ctx, const uint8_t *
         else if (err != 0) r = STS_LEGACY_CRYPTO_FAILED;
     }
     if (r == STS_LEGACY_OK) {
-        memcpy(ctx->key, secret, 32);
-        memcpy(ctx->iv, secret, 16);
+        memcpy(ctx->key, secret, sizeof ctx->key);
+        memcpy(ctx->iv, secret, sizeof ctx->iv);
     }
     mbedtls_platform_zeroize(secret, sizeof secret);
     return r;
@@ -220,11 +222,12 @@ static enum sts_legacy_reason handshake_step(struct sts_legacy *ctx, const uint8
 
 /* AES-256 under the session key; in CBC mode from iv, left at the last
  * ciphertext block. */
-static int run_aes(const struct sts_legacy *ctx, int encrypt, uint8_t iv[16],
+static int run_aes(const struct sts_legacy *ctx, int encrypt, uint8_t iv[STS_AES_BLOCK_LEN],
                    const uint8_t *in, size_t len, uint8_t *out)
 {
-    if (ctx->mode == STS_LEGACY_CBC) return sts_aes_cbc(encrypt, ctx->key, 32, iv, in, len, out);
-    return sts_aes_ecb(encrypt, ctx->key, 32, in, len, out);
+    if (ctx->mode == STS_LEGACY_CBC)
+        return sts_aes_cbc(encrypt, ctx->key, sizeof ctx->key, iv, in, len, out);
+    return sts_aes_ecb(encrypt, ctx->key, sizeof ctx->key, in, len, out);
 }
 
 /* Zero-pads plain (room for STS_LEGACY_MAX_FRAME) to whole blocks, as the
@@ -233,17 +236,17 @@ static int run_aes(const struct sts_legacy *ctx, int encrypt, uint8_t iv[16],
 static int encrypt_padded(struct sts_legacy *ctx, uint8_t *plain, size_t len,
                           uint8_t *out, size_t outmax)
 {
-    size_t padded = (len + 15) / 16 * 16;
-    uint8_t iv[16];
+    size_t padded = (len + STS_AES_BLOCK_LEN - 1) / STS_AES_BLOCK_LEN * STS_AES_BLOCK_LEN;
+    uint8_t iv[STS_AES_BLOCK_LEN];
     int n;
 
     if (padded > outmax) return reject(ctx, STS_LEGACY_MESSAGE_TOO_BIG);
     memset(plain + len, 0, padded - len);
-    memcpy(iv, ctx->iv, 16);
+    memcpy(iv, ctx->iv, sizeof iv);
     if (run_aes(ctx, 1, iv, plain, padded, out) != 0) {
         n = reject(ctx, STS_LEGACY_CRYPTO_FAILED);
     } else {
-        memcpy(ctx->iv, iv, 16);
+        memcpy(ctx->iv, iv, sizeof iv);
         n = (int)padded;
     }
     mbedtls_platform_zeroize(plain, padded);
@@ -282,10 +285,10 @@ static void close_session(struct sts_legacy *ctx)
 static enum sts_legacy_reason open_frame(struct sts_legacy *ctx, const uint8_t *frame, size_t len,
                                          struct sts_legacy_output *out)
 {
-    uint8_t plain[STS_LEGACY_MAX_FRAME], iv[16];
+    uint8_t plain[STS_LEGACY_MAX_FRAME], iv[STS_AES_BLOCK_LEN];
     enum sts_legacy_reason r;
 
-    if (len == 0 || len % 16 != 0) {
+    if (len == 0 || len % STS_AES_BLOCK_LEN != 0) {
         enum header h;
         const uint8_t *body;
         size_t bodylen;
@@ -293,10 +296,10 @@ static enum sts_legacy_reason open_frame(struct sts_legacy *ctx, const uint8_t *
         return split_frame(frame, len, &h, &body, &bodylen) == STS_LEGACY_OK
                    ? STS_LEGACY_WRONG_STATE : STS_LEGACY_CIPHER_LENGTH;
     }
-    memcpy(iv, ctx->iv, 16);
+    memcpy(iv, ctx->iv, sizeof iv);
     r = run_aes(ctx, 0, iv, frame, len, plain) == 0 ? read_plaintext(plain, len, out)
                                                     : STS_LEGACY_CRYPTO_FAILED;
-    if (r == STS_LEGACY_OK) memcpy(ctx->iv, iv, 16);
+    if (r == STS_LEGACY_OK) memcpy(ctx->iv, iv, sizeof iv);
     if (out->event == STS_LEGACY_KILLED) close_session(ctx);
     mbedtls_platform_zeroize(plain, len);
     return r;
@@ -313,7 +316,7 @@ static void take_plain(const uint8_t *frame, size_t len, struct sts_legacy_outpu
 /* ---- The public steps ---- */
 
 int sts_legacy_init(struct sts_legacy *ctx, enum sts_legacy_role role,
-                    enum sts_legacy_mode mode, const uint8_t priv[32])
+                    enum sts_legacy_mode mode, const uint8_t priv[STS_X25519_LEN])
 {
     int err;
 
@@ -331,7 +334,7 @@ int sts_legacy_init(struct sts_legacy *ctx, enum sts_legacy_role role,
     }
     ctx->state = role == STS_LEGACY_MASTER ? STS_LEGACY_IDLE : STS_LEGACY_WAIT_INITREQ;
     if (priv != NULL) {
-        memcpy(ctx->priv, priv, 32);
+        memcpy(ctx->priv, priv, sizeof ctx->priv);
         err = sts_x25519_public(ctx->pub, ctx->priv);
     } else {
         err = sts_x25519_keypair(ctx->priv, ctx->pub);
@@ -411,7 +414,7 @@ int sts_legacy_seal(struct sts_legacy *ctx, const char *msg, size_t len,
 
 int sts_legacy_kill(struct sts_legacy *ctx, uint8_t *out, size_t outmax)
 {
-    uint8_t plain[16] = "KILL:";
+    uint8_t plain[STS_AES_BLOCK_LEN] = "KILL:";
     enum sts_legacy_reason r = check_established(ctx);
     int n;
 

@@ -29,6 +29,8 @@
 #ifndef STS_PROTO_LEGACY_STS_H
 #define STS_PROTO_LEGACY_STS_H
 
+#include "crypto/sizes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,9 +84,9 @@ struct sts_legacy {
     enum sts_legacy_mode mode;
     enum sts_legacy_state state;
     enum sts_legacy_reason reason; /* why the last failing call failed */
-    uint8_t priv[32], pub[32];     /* our X25519 key pair, RFC 7748 order */
-    uint8_t key[32];               /* AES-256 key = the raw shared secret */
-    uint8_t iv[16];                /* CBC: the chain shared by both directions */
+    uint8_t priv[STS_X25519_LEN], pub[STS_X25519_LEN]; /* our X25519 key pair, RFC 7748 order */
+    uint8_t key[STS_KEY_LEN];       /* AES-256 key = the raw shared secret */
+    uint8_t iv[STS_AES_BLOCK_LEN];  /* CBC: the chain shared by both directions */
 };
 
 enum sts_legacy_event {
@@ -111,7 +113,7 @@ struct sts_legacy_output {
  * (call sts_legacy_start), a slave waits for INITREQ, nosec is ESTABLISHED
  * at once. Returns 0 or a negative sts_error. */
 int sts_legacy_init(struct sts_legacy *ctx, enum sts_legacy_role role,
-                    enum sts_legacy_mode mode, const uint8_t priv[32]);
+                    enum sts_legacy_mode mode, const uint8_t priv[STS_X25519_LEN]);
 
 /* Wipes every key; the context may then be initialised again. */
 void sts_legacy_free(struct sts_legacy *ctx);
@@ -142,8 +144,8 @@ const char *sts_legacy_reason_text(enum sts_legacy_reason reason);
  * NUL (out has room for STS_LEGACY_MAX_HANDSHAKE) and returns its length.
  * parse reads such a frame into a little-endian public key; on failure it
  * returns a negative sts_error and, if why is not NULL, the reason. */
-size_t sts_legacy_keyreq_format(char *out, const uint8_t pub[32]);
-int sts_legacy_keyreq_parse(uint8_t pub[32], const uint8_t *frame, size_t len,
+size_t sts_legacy_keyreq_format(char *out, const uint8_t pub[STS_X25519_LEN]);
+int sts_legacy_keyreq_parse(uint8_t pub[STS_X25519_LEN], const uint8_t *frame, size_t len,
                             enum sts_legacy_reason *why);
 
 #endif

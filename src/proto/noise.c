@@ -39,19 +39,19 @@ struct sts_noise_hs {
 
     unsigned have;
     uint8_t s[DHLEN], s_pub[DHLEN], e[DHLEN], e_pub[DHLEN], rs[DHLEN], re[DHLEN];
-    uint8_t psks[NOISE_MAX_PSKS][32];
+    uint8_t psks[NOISE_MAX_PSKS][STS_KEY_LEN];
     size_t next_psk;
 };
 
 /* ---- CipherState (§5.1) ---- */
 
 /* ChaChaPoly: 32 zero bits, then n little-endian; AESGCM: then n big-endian. */
-static void nonce_bytes(uint8_t out[12], int alg, uint64_t n)
+static void nonce_bytes(uint8_t out[STS_AEAD_NONCE_LEN], int alg, uint64_t n)
 {
     memset(out, 0, 4);
     for (int i = 0; i < 8; i++) {
         uint8_t byte = (uint8_t)(n >> (8 * i));
-        if (alg == STS_AEAD_AESGCM) out[11 - i] = byte;
+        if (alg == STS_AEAD_AESGCM) out[STS_AEAD_NONCE_LEN - 1 - i] = byte;
         else out[4 + i] = byte;
     }
 }
@@ -59,7 +59,7 @@ static void nonce_bytes(uint8_t out[12], int alg, uint64_t n)
 static int seal_at(const struct sts_noise_cipher *cs, uint64_t n, const uint8_t *ad,
                    size_t adlen, const uint8_t *pt, size_t len, uint8_t *out)
 {
-    uint8_t nonce[12];
+    uint8_t nonce[STS_AEAD_NONCE_LEN];
     nonce_bytes(nonce, cs->alg, n);
     return sts_aead_seal((enum sts_aead_alg)cs->alg, cs->k, nonce, ad, adlen, pt, len, out);
 }
@@ -77,7 +77,7 @@ int sts_noise_decrypt_at(const struct sts_noise_cipher *cs, uint64_t n,
                          const uint8_t *ad, size_t adlen,
                          const uint8_t *ct, size_t len, uint8_t *out)
 {
-    uint8_t nonce[12];
+    uint8_t nonce[STS_AEAD_NONCE_LEN];
 
     if (!cs->has_key) return STS_ERR_STATE;
     if (n == UINT64_MAX || len > STS_NOISE_MAX_MSG) return STS_ERR_TOO_BIG;
@@ -103,13 +103,13 @@ int sts_noise_decrypt(struct sts_noise_cipher *cs, const uint8_t *ad, size_t adl
 
 int sts_noise_rekey(struct sts_noise_cipher *cs)
 {
-    static const uint8_t zeros[32];
-    uint8_t out[32 + STS_NOISE_TAG_LEN];
+    static const uint8_t zeros[STS_KEY_LEN];
+    uint8_t out[STS_KEY_LEN + STS_NOISE_TAG_LEN];
     int err;
 
     if (!cs->has_key) return STS_ERR_STATE;
     err = seal_at(cs, UINT64_MAX, NULL, 0, zeros, sizeof zeros, out);
-    if (err == 0) memcpy(cs->k, out, 32);
+    if (err == 0) memcpy(cs->k, out, STS_KEY_LEN);
     mbedtls_platform_zeroize(out, sizeof out);
     return err;
 }
@@ -121,7 +121,7 @@ void sts_noise_cipher_wipe(struct sts_noise_cipher *cs)
 
 static void cipher_init(struct sts_noise_cipher *cs, int alg, const uint8_t *k)
 {
-    memcpy(cs->k, k, 32); /* a 64-byte HASHLEN output is truncated (§5.2) */
+    memcpy(cs->k, k, STS_KEY_LEN); /* SHA-512's longer HASHLEN output is truncated (§5.2) */
     cs->n = 0;
     cs->has_key = 1;
     cs->alg = alg;
@@ -244,7 +244,7 @@ static int mix_dh(struct sts_noise_hs *hs, enum noise_token t)
 static int mix_token(struct sts_noise_hs *hs, enum noise_token t)
 {
     if (t != NOISE_PSK) return mix_dh(hs, t);
-    return mix_key_and_hash(hs, hs->psks[hs->next_psk++], 32);
+    return mix_key_and_hash(hs, hs->psks[hs->next_psk++], STS_KEY_LEN);
 }
 
 /* Bytes the next message adds to its payload: keys and tags. Knowing it up
@@ -494,7 +494,7 @@ static int set_keys(struct sts_noise_hs *hs, const struct sts_noise_keys *keys)
         memcpy(hs->re, keys->re, DHLEN);
         hs->have |= HAVE_RE;
     }
-    if (keys->npsks > 0) memcpy(hs->psks, keys->psks, keys->npsks * 32);
+    if (keys->npsks > 0) memcpy(hs->psks, keys->psks, keys->npsks * STS_KEY_LEN);
     return 0;
 }
 

@@ -14,20 +14,23 @@
 #ifndef STS_PROTO_NOISE_H
 #define STS_PROTO_NOISE_H
 
+#include "crypto/sizes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define STS_NOISE_MAX_MSG 65535 /* the spec's bound on every Noise message */
-#define STS_NOISE_KEY_LEN 32    /* X25519 keys */
-#define STS_NOISE_TAG_LEN 16
-#define STS_NOISE_MAX_HASH 64   /* longest handshake hash (SHA512) */
+/* The DH key and AEAD tag lengths under their Noise names (crypto/sizes.h
+ * defines them). */
+#define STS_NOISE_KEY_LEN STS_X25519_LEN
+#define STS_NOISE_TAG_LEN STS_AEAD_TAG_LEN
 
 struct sts_noise_hs; /* opaque HandshakeState */
 
 /* Keys for a handshake; all optional (NULL when absent). The engine checks
  * at creation that the pattern's needs are met (STS_ERR_INVALID otherwise). */
 struct sts_noise_keys {
-    const uint8_t *s;  /* local static private key, 32 bytes */
+    const uint8_t *s;  /* local static private key, STS_X25519_LEN bytes */
     const uint8_t *e;  /* local ephemeral private key, instead of a fresh
                           one: for test vectors, or to rebuild a handshake
                           that writes the very same messages again */
@@ -35,7 +38,7 @@ struct sts_noise_keys {
                           when the pattern transmits it, the key the peer
                           must present (pinned: else the read fails, AUTH) */
     const uint8_t *re; /* remote ephemeral public key (pre-message) */
-    const uint8_t (*psks)[32]; /* one per psk token, in order of use */
+    const uint8_t (*psks)[STS_KEY_LEN]; /* one per psk token, in order of use */
     size_t npsks;
     const uint8_t *s_pub; /* the public key of s, when the caller has it:
                              saves an X25519 per handshake (it must match s) */
@@ -43,7 +46,7 @@ struct sts_noise_keys {
 
 /* A CipherState: key, next nonce, and the AEAD (enum sts_aead_alg). */
 struct sts_noise_cipher {
-    uint8_t k[32];
+    uint8_t k[STS_KEY_LEN];
     uint64_t n;
     int has_key;
     int alg;
@@ -95,11 +98,11 @@ const uint8_t *sts_noise_hs_local_ephemeral_public(const struct sts_noise_hs *hs
 /* Frees hs (NULL is fine), wiping every secret. */
 void sts_noise_hs_free(struct sts_noise_hs *hs);
 
-/* Transport. out has room for len + 16 bytes (encrypt) or len - 16 bytes
- * (decrypt, len including the tag); out may equal the input. Messages are
- * bounded by STS_NOISE_MAX_MSG (STS_ERR_TOO_BIG), nonce 2^64-1 is reserved
- * (STS_ERR_TOO_BIG), a keyless cipher gives STS_ERR_STATE, a bad tag
- * STS_ERR_AUTH.
+/* Transport. out has room for len + STS_NOISE_TAG_LEN bytes (encrypt) or
+ * len - STS_NOISE_TAG_LEN bytes (decrypt, len including the tag); out may
+ * equal the input. Messages are bounded by STS_NOISE_MAX_MSG
+ * (STS_ERR_TOO_BIG), nonce 2^64-1 is reserved (STS_ERR_TOO_BIG), a keyless
+ * cipher gives STS_ERR_STATE, a bad tag STS_ERR_AUTH.
  *
  * The implicit forms use and increment cs->n, as the spec does; a failed
  * decryption leaves it unchanged. The _at forms take the nonce from the
@@ -116,8 +119,8 @@ int sts_noise_decrypt_at(const struct sts_noise_cipher *cs, uint64_t n,
                          const uint8_t *ad, size_t adlen,
                          const uint8_t *ct, size_t len, uint8_t *out);
 
-/* Spec §11.3 REKEY: k = the first 32 bytes of ENCRYPT(k, 2^64-1, "", 32
- * zero bytes). The nonce is left as it is. */
+/* Spec §11.3 REKEY: k = the first STS_KEY_LEN bytes of ENCRYPT(k, 2^64-1, "",
+ * STS_KEY_LEN zero bytes). The nonce is left as it is. */
 int sts_noise_rekey(struct sts_noise_cipher *cs);
 
 /* Wipes a CipherState (keys included). */

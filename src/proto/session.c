@@ -35,7 +35,7 @@ struct keyset {
     struct rx_slot prev;    /* the one before it (or the previous session's), until prev_until */
     double prev_until;
     double confirm_by;      /* !confirmed: dropped at this time */
-    uint8_t peer[32];
+    uint8_t peer[STS_X25519_LEN];
     uint8_t has_peer, live, confirmed;
 };
 
@@ -52,7 +52,7 @@ struct attempt {
     enum phase phase;
     uint8_t suite;
     uint8_t promoted;      /* its keys became cur before confirmation */
-    uint8_t e[32];         /* our ephemeral private key, to rebuild the handshake */
+    uint8_t e[STS_X25519_LEN]; /* our ephemeral private key, to rebuild the handshake */
     double expires, resend_at, interval;
     enum sts_reason last_reject;
     uint8_t in[STS_FRAME_HANDSHAKE_MAX];  /* the last handshake frame taken in */
@@ -71,7 +71,7 @@ struct topic {
 
 struct sts_session {
     struct sts_session_config cfg; /* defaults filled; pointers to caller memory cleared */
-    uint8_t static_priv[32], static_pub[32], pinned[32];
+    uint8_t static_priv[STS_X25519_LEN], static_pub[STS_X25519_LEN], pinned[STS_X25519_LEN];
     uint8_t has_static, has_pinned;
     enum sts_session_state ended; /* CLOSED or FAILED; IDLE while not ended */
     struct topic out, in;
@@ -104,9 +104,9 @@ static int is_initiator(const struct sts_session *s)
     return s->cfg.role == STS_ROLE_INITIATOR;
 }
 
-static int same_key(const uint8_t a[32], const uint8_t b[32])
+static int same_key(const uint8_t a[STS_X25519_LEN], const uint8_t b[STS_X25519_LEN])
 {
-    return mbedtls_ct_memcmp(a, b, 32) == 0;
+    return mbedtls_ct_memcmp(a, b, STS_X25519_LEN) == 0;
 }
 
 /* ---- key sets ---------------------------------------------------------- */
@@ -128,7 +128,7 @@ static void keyset_init(struct keyset *ks, const struct sts_noise_cipher *tx,
     ks->tx = *tx;
     ks->rx.key = *rx;
     if (peer) {
-        memcpy(ks->peer, peer, 32);
+        memcpy(ks->peer, peer, sizeof ks->peer);
         ks->has_peer = 1;
     }
     ks->live = 1;
@@ -295,7 +295,7 @@ static void promote(struct sts_session *s, struct keyset *ks, double now)
 static void announce(struct sts_session *s)
 {
     if (s->cur.live)
-        report(s, STS_EVENT_ESTABLISHED, s->cur.peer, s->cur.has_peer ? 32 : 0);
+        report(s, STS_EVENT_ESTABLISHED, s->cur.peer, s->cur.has_peer ? sizeof s->cur.peer : 0);
 }
 
 static void attempt_free(struct attempt *a)
@@ -325,7 +325,7 @@ static void drop_keys(struct sts_session *s, enum sts_session_state initiator_st
 
 /* Whether a peer static key may be the other end (§ Identities): the same
  * identity as a live session's, then the pin, else the trust callback. */
-static int peer_acceptable(struct sts_session *s, const uint8_t pub[32])
+static int peer_acceptable(struct sts_session *s, const uint8_t pub[STS_X25519_LEN])
 {
     if (s->cur.live && s->cur.has_peer && !same_key(pub, s->cur.peer))
         return 0;
@@ -423,7 +423,7 @@ static struct attempt *attempt_new(struct sts_session *s, double now, uint8_t su
         return NULL;
     a->suite = suite;
     a->expires = now + s->cfg.handshake_timeout;
-    /* Any 32 random bytes are an X25519 private key (clamped when used). */
+    /* Random bytes make an X25519 private key (clamped when used). */
     if (sts_random(a->e, sizeof a->e) || attempt_open_noise(s, a)) {
         attempt_free(a);
         return NULL;
@@ -472,9 +472,9 @@ static int attempt_split(struct attempt *a, struct keyset *ks)
 {
     struct sts_noise_cipher tx, rx;
     const uint8_t *peer = sts_noise_hs_remote_static(a->noise);
-    uint8_t peer_copy[32];
+    uint8_t peer_copy[STS_X25519_LEN];
     if (peer)
-        memcpy(peer_copy, peer, 32);
+        memcpy(peer_copy, peer, sizeof peer_copy);
     int err = sts_noise_hs_split(a->noise, &tx, &rx);
     if (!err)
         keyset_init(ks, &tx, &rx, peer ? peer_copy : NULL);
@@ -889,10 +889,10 @@ static int topic_init(struct topic *t, const char *name)
     return 0;
 }
 
-static void copy_key(uint8_t dst[32], uint8_t *flag, const uint8_t *src)
+static void copy_key(uint8_t dst[STS_X25519_LEN], uint8_t *flag, const uint8_t *src)
 {
     if (src) {
-        memcpy(dst, src, 32);
+        memcpy(dst, src, STS_X25519_LEN);
         *flag = 1;
     }
 }
@@ -913,7 +913,7 @@ int sts_session_new(struct sts_session **out, const struct sts_session_config *c
     copy_key(s->pinned, &s->has_pinned, c.peer_static);
     int err = 0;
     /* Once per session, not once per handshake attempt. */
-    if (c.static_pub) memcpy(s->static_pub, c.static_pub, 32);
+    if (c.static_pub) memcpy(s->static_pub, c.static_pub, sizeof s->static_pub);
     else if (s->has_static) err = sts_x25519_public(s->static_pub, s->static_priv);
     if (!err)
         err = topic_init(&s->out, c.topic_out);
@@ -1035,11 +1035,11 @@ const struct sts_session_stats *sts_session_stats(const struct sts_session *s)
     return &s->stats;
 }
 
-int sts_session_peer_static(const struct sts_session *s, uint8_t out[32])
+int sts_session_peer_static(const struct sts_session *s, uint8_t out[STS_X25519_LEN])
 {
     if (!s->cur.live || !s->cur.has_peer)
         return STS_ERR_STATE;
-    memcpy(out, s->cur.peer, 32);
+    memcpy(out, s->cur.peer, sizeof s->cur.peer);
     return 0;
 }
 

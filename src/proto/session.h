@@ -22,7 +22,8 @@
 enum sts_role { STS_ROLE_INITIATOR = 1, STS_ROLE_RESPONDER = 2 };
 
 enum sts_session_event {
-    STS_EVENT_ESTABLISHED, /* data: the peer's static key (32 bytes); empty for NN.
+    STS_EVENT_ESTABLISHED, /* data: the peer's static key (STS_X25519_LEN
+                              bytes); empty for NN.
                               Reported again when a re-handshake replaces the keys. */
     STS_EVENT_MESSAGE,     /* data: a plaintext, delivered once */
     STS_EVENT_CLOSED,      /* data: the reason text of the peer's KILL, or ours */
@@ -62,14 +63,14 @@ struct sts_session_config {
     enum sts_suite suite;
     /* Responder: patterns it accepts (STS_ALLOW bits; 0: XX and IK). */
     unsigned allowed_patterns;
-    const uint8_t *static_priv; /* our X25519 private key (32 bytes, copied);
+    const uint8_t *static_priv; /* our X25519 private key (copied);
                                    NULL only when every pattern used is NN */
     const uint8_t *static_pub;  /* its public key if the caller has it (copied),
                                    else computed once here */
     const uint8_t *peer_static; /* a pinned peer key (copied): only it is
                                    accepted; NULL to ask trust() */
     /* Accepts (non-zero) or refuses a peer static key; NULL refuses all. */
-    int (*trust)(void *ctx, const uint8_t pub[32]);
+    int (*trust)(void *ctx, const uint8_t pub[STS_X25519_LEN]);
     /* Topics (copied): bound into the prologue and every frame's AD. */
     const char *topic_out, *topic_in;
     uint64_t rekey_messages; /* messages per key epoch (0: 2^20; at most 2^32) */
@@ -134,7 +135,7 @@ const struct sts_session_stats *sts_session_stats(const struct sts_session *s);
 
 /* The current peer's static key: 0, or STS_ERR_STATE when there is none
  * (no session, or NN). */
-int sts_session_peer_static(const struct sts_session *s, uint8_t out[32]);
+int sts_session_peer_static(const struct sts_session *s, uint8_t out[STS_X25519_LEN]);
 
 /* 1 when the current keys come from a handshake that authenticated the
  * peer (XX, IK), 0 for NN or without keys. */

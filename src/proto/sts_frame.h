@@ -5,6 +5,8 @@
 #ifndef STS_PROTO_STS_FRAME_H
 #define STS_PROTO_STS_FRAME_H
 
+#include "crypto/sizes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +25,7 @@ enum sts_frame_type {
 #define STS_FRAME_HEADER_LEN 2
 #define STS_FRAME_COUNTER_LEN 8
 #define STS_FRAME_SEALED_HEADER_LEN (STS_FRAME_HEADER_LEN + STS_FRAME_COUNTER_LEN)
-#define STS_FRAME_TAG_LEN 16
+#define STS_FRAME_TAG_LEN STS_AEAD_TAG_LEN
 #define STS_FRAME_OVERHEAD (STS_FRAME_SEALED_HEADER_LEN + STS_FRAME_TAG_LEN) /* 26 */
 /* Handshake payloads are empty, so every handshake frame of NN, XX and IK
  * (the longest: 2 + 1 + 96 bytes) fits here; longer ones are refused. */
