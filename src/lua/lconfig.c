@@ -1,18 +1,15 @@
-/* sts.config: the STS shell's config files (src/proto/config.h) for Lua.
+/* sts.config: `key = value` files (src/proto/config.h) for Lua.
  *
  *   local cfg, lines = sts.config.load("configs/nosec")
  *   local cfg, lines = sts.config.parse(text, "name used in messages")
- *   sts.config.bool("yes") --> true
  *
- * cfg maps each key as written (url or ip, ...) to its value, a string;
- * lines maps each key to the line it is on, for messages about a value that
- * only turns out wrong later (an identity file that cannot be read). Every
- * key is checked against the shell's table, so on a syntax error, an unknown
- * key or a value of the wrong type both return nil and one line naming the
- * file, the line and the key: "configs/x:7: key 'qso': unknown key". */
+ * cfg maps each key as written to its value, a string; lines maps each key
+ * to the line it is on, for messages about a value (the shell's key rules in
+ * lua/sts/shell/config.lua, an identity file that cannot be read). On a
+ * syntax error both return nil and one line naming the file, the line and
+ * the key: "configs/x:7: key 'port': expected '=' after the key, got '1'". */
 #include "lua/internal.h"
 #include "proto/config.h"
-#include "util/error.h"
 
 #include <errno.h>
 #include <mbedtls/platform_util.h>
@@ -36,7 +33,7 @@ static void push_entries(lua_State *L, const struct sts_config *cfg)
     }
 }
 
-/* Parses and checks text; pushes (values, lines) or (nil, message). */
+/* Parses text; pushes (values, lines) or (nil, message). */
 static int push_config(lua_State *L, const char *text, size_t len, const char *name)
 {
     struct sts_config *cfg = malloc(sizeof *cfg); /* 6 KiB: not for the C stack */
@@ -45,7 +42,6 @@ static int push_config(lua_State *L, const char *text, size_t len, const char *n
 
     if (cfg == NULL) return luaL_error(L, "out of memory");
     rc = sts_config_parse(cfg, name, text, len, err, sizeof err);
-    if (rc == 0) rc = sts_config_check(cfg, err, sizeof err);
     if (rc == 0) push_entries(L, cfg);
     sts_config_free(cfg);
     free(cfg);
@@ -92,18 +88,10 @@ static int l_load(lua_State *L)
     return n;
 }
 
-static int l_bool(lua_State *L)
-{
-    int b = sts_config_bool(luaL_checkstring(L, 1));
-    if (b < 0) return luaL_argerror(L, 1, "expected true/false/yes/no/1/0");
-    lua_pushboolean(L, b);
-    return 1;
-}
-
 void stsl_open_config(lua_State *L)
 {
     static const luaL_Reg functions[] = {
-        { "load", l_load }, { "parse", l_parse }, { "bool", l_bool }, { NULL, NULL },
+        { "load", l_load }, { "parse", l_parse }, { NULL, NULL },
     };
     luaL_newlib(L, functions);
     lua_setfield(L, -2, "config");

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Messages ---- */
-
 /* Writes "name:line: [key 'k': ]message" into err and returns code. */
 __attribute__((format(printf, 7, 8)))
 static int fail(char *err, size_t errlen, const char *name, unsigned line, const char *key,
@@ -27,19 +25,6 @@ static int fail(char *err, size_t errlen, const char *name, unsigned line, const
     }
     return code;
 }
-
-/* A value quoted back in a message: at most 40 bytes, non-printable bytes
- * as '?', so a message stays one readable line. */
-static const char *shown(const char *value, char out[48])
-{
-    size_t i;
-    for (i = 0; value[i] != '\0' && i < 40; i++)
-        out[i] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
-    strcpy(out + i, value[i] != '\0' ? "..." : "");
-    return out;
-}
-
-/* ---- The generic parser ---- */
 
 struct parser {
     struct sts_config *cfg;
@@ -221,148 +206,4 @@ void sts_config_free(struct sts_config *cfg)
     }
     free(cfg->name);
     memset(cfg, 0, sizeof *cfg);
-}
-
-/* ---- The STS shell's keys ---- */
-
-enum kind { TEXT, NONEMPTY, INTEGER, BOOLEAN, CHOICE };
-
-static const struct known_key {
-    const char *key, *alias;
-    enum kind kind;
-    long min, max;       /* INTEGER */
-    const char *choices; /* CHOICE: "a|b|c" */
-} known_keys[] = {
-    { "url", "ip", NONEMPTY, 0, 0, NULL },
-    { "port", NULL, INTEGER, 1, 65535, NULL },
-    { "username", NULL, TEXT, 0, 0, NULL },
-    { "password", NULL, TEXT, 0, 0, NULL },
-    { "subtop", NULL, NONEMPTY, 0, 0, NULL },
-    { "pubtop", NULL, NONEMPTY, 0, 0, NULL },
-    { "clientid", NULL, TEXT, 0, 0, NULL },
-    { "sts_mode", NULL, CHOICE, 0, 0, "nosec|master|slave" },
-    { "aes", NULL, CHOICE, 0, 0, "null|ecb|cbc" },
-    { "mqtt_version", NULL, INTEGER, 3, 5, NULL },
-    { "qos", NULL, INTEGER, 0, 2, NULL },
-    { "clean_session", NULL, BOOLEAN, 0, 0, NULL },
-    { "keep_alive", NULL, INTEGER, 0, 65535, NULL }, /* seconds; MQTT's field is 16 bits */
-    { "is_retained", NULL, BOOLEAN, 0, 0, NULL },
-    { "id_master", NULL, TEXT, 0, 0, NULL },
-    { "id_slave", NULL, TEXT, 0, 0, NULL },
-    { "protocol", NULL, CHOICE, 0, 0, "sts|legacy" },
-    { "pattern", NULL, CHOICE, 0, 0, "XX|IK|NN" },
-    { "identity", NULL, NONEMPTY, 0, 0, NULL },
-    { "peer", NULL, NONEMPTY, 0, 0, NULL },
-    { "trust", NULL, NONEMPTY, 0, 0, NULL },
-    { "tls", NULL, BOOLEAN, 0, 0, NULL },
-    { "cafile", NULL, NONEMPTY, 0, 0, NULL },
-    { "capath", NULL, NONEMPTY, 0, 0, NULL },
-    { "certfile", NULL, NONEMPTY, 0, 0, NULL },
-    { "keyfile", NULL, NONEMPTY, 0, 0, NULL },
-    { "tls_insecure", NULL, BOOLEAN, 0, 0, NULL },
-    { "tls_version", NULL, CHOICE, 0, 0, "tlsv1.2|tlsv1.3" },
-};
-
-static const struct known_key *find_known(const char *key)
-{
-    for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++) {
-        const struct known_key *k = &known_keys[i];
-        if (strcmp(k->key, key) == 0 || (k->alias && strcmp(k->alias, key) == 0)) return k;
-    }
-    return NULL;
-}
-
-int sts_config_bool(const char *value)
-{
-    static const char *const yes[] = { "true", "yes", "1" }, *const no[] = { "false", "no", "0" };
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(value, yes[i]) == 0) return 1;
-        if (strcmp(value, no[i]) == 0) return 0;
-    }
-    return STS_ERR_PARSE;
-}
-
-/* Decimal digits only, within [min, max]. */
-static int in_range(const char *value, long min, long max)
-{
-    long v = 0;
-    if (*value == '\0') return 0;
-    for (; *value != '\0'; value++) {
-        if (*value < '0' || *value > '9') return 0;
-        v = v * 10 + (*value - '0');
-        if (v > max) return 0;
-    }
-    return v >= min;
-}
-
-/* One of "a|b|c", exactly. */
-static int is_choice(const char *value, const char *choices)
-{
-    size_t n = strlen(value);
-    const char *c = choices;
-
-    if (strchr(value, '|') != NULL) return 0;
-    for (;;) {
-        if (strncmp(c, value, n) == 0 && (c[n] == '|' || c[n] == '\0')) return 1;
-        c = strchr(c, '|');
-        if (c == NULL) return 0;
-        c++;
-    }
-}
-
-static int value_fits(const struct known_key *k, const char *value)
-{
-    switch (k->kind) {
-    case TEXT: return 1;
-    case NONEMPTY: return value[0] != '\0';
-    case INTEGER: return in_range(value, k->min, k->max);
-    case BOOLEAN: return sts_config_bool(value) >= 0;
-    case CHOICE: return is_choice(value, k->choices);
-    }
-    return 0;
-}
-
-/* What a key wants, for the message: "expected <this>, got '...'". */
-static const char *expectation(const struct known_key *k, char out[64])
-{
-    switch (k->kind) {
-    case INTEGER: snprintf(out, 64, "an integer from %ld to %ld", k->min, k->max); return out;
-    case BOOLEAN: return "true/false/yes/no/1/0";
-    case CHOICE: snprintf(out, 64, "one of %s", k->choices); return out;
-    default: return "a non-empty value";
-    }
-}
-
-int sts_config_check(const struct sts_config *cfg, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < cfg->count; i++) {
-        const struct sts_config_entry *e = &cfg->entries[i];
-        const struct known_key *k = find_known(e->key);
-        char want[64], got[48];
-
-        if (k == NULL)
-            return fail(err, errlen, cfg->name, e->line, e->key, STS_ERR_PARSE, "unknown key");
-        for (size_t j = 0; j < i; j++) {
-            if (find_known(cfg->entries[j].key) == k)
-                return fail(err, errlen, cfg->name, e->line, e->key, STS_ERR_PARSE,
-                            "same setting as '%s' on line %u", cfg->entries[j].key,
-                            cfg->entries[j].line);
-        }
-        if (!value_fits(k, e->value))
-            return fail(err, errlen, cfg->name, e->line, e->key, STS_ERR_PARSE,
-                        "expected %s, got '%s'", expectation(k, want), shown(e->value, got));
-    }
-    return 0;
-}
-
-const char *sts_config_get(const struct sts_config *cfg, const char *key)
-{
-    const struct known_key *k = find_known(key);
-
-    for (size_t i = 0; i < cfg->count; i++) {
-        const char *have = cfg->entries[i].key;
-        if (strcmp(have, key) == 0 || (k != NULL && find_known(have) == k))
-            return cfg->entries[i].value;
-    }
-    return NULL;
 }

@@ -1,6 +1,6 @@
-/* Config files of the original STS shell (`start configs/secmaster`), read
- * robustly. The original read "%s %s %s" with fscanf into 128-byte buffers;
- * here:
+/* `key = value` files, such as the STS shell's configs (`start
+ * configs/secmaster`), read robustly. The original shell read "%s %s %s"
+ * with fscanf into 128-byte buffers; here:
  *
  *   # a comment line              blank lines are skipped
  *   url = localhost               spaces around '=' are optional
@@ -12,10 +12,11 @@
  * key appears once. Keys are letters, digits, '_', '.', '-'. Control
  * characters other than tab are refused anywhere.
  *
- * sts_config_parse is generic: it yields key/value/line triples. What the
- * keys mean is sts_config_check's table. Every error is one line naming the
- * file, the line and (when there is one) the key:
- *   configs/secmaster:7: key 'qso': unknown key */
+ * The parser knows no keys: it yields key/value/line triples, and whoever
+ * reads the file decides what the keys mean (the shell's are checked in
+ * lua/sts/shell/config.lua). Every error is one line naming the file, the
+ * line and (when there is one) the key:
+ *   configs/secmaster:7: key 'port': expected '=' after the key, got '1' */
 #ifndef STS_PROTO_CONFIG_H
 #define STS_PROTO_CONFIG_H
 
@@ -47,17 +48,5 @@ int sts_config_parse(struct sts_config *cfg, const char *name, const char *text,
 
 /* Frees the entries, wiping the values first (passwords live there). */
 void sts_config_free(struct sts_config *cfg);
-
-/* Checks every entry against the STS shell's keys: unknown keys, aliases
- * given twice (url and ip) and values of the wrong type are errors.
- * Returns 0, or STS_ERR_PARSE with the message in err. */
-int sts_config_check(const struct sts_config *cfg, char *err, size_t errlen);
-
-/* The value of key, found under its alias too (url = ip), or NULL. */
-const char *sts_config_get(const struct sts_config *cfg, const char *key);
-
-/* A boolean value as the check accepts it: true/yes/1 give 1,
- * false/no/0 give 0, anything else STS_ERR_PARSE. */
-int sts_config_bool(const char *value);
 
 #endif

@@ -1,10 +1,10 @@
 --- The shell's config files, read into what a session needs.
 --
--- sts.config.load parses and checks the syntax, the keys and the types; this
--- module checks what only makes sense together (sts_mode and aes, tls and
--- its files, a password and its user) and turns values into options for
--- sts.connect and sts.handshake. Every error is one line naming the file,
--- the line of the key (when the key is there) and the key, as
+-- sts.config.load parses the syntax; this module knows the keys: which
+-- exist, their types, and what only makes sense together (sts_mode and aes,
+-- tls and its files, a password and its user), and turns values into
+-- options for sts.connect and sts.handshake. Every error is one line naming
+-- the file, the line of the key (when the key is there) and the key, as
 --   configs/x:4: key 'aes': sts_mode = master needs aes = ecb or cbc
 -- and is raised with error(message, 0) for the shell to print.
 local sts = require "sts"
@@ -12,10 +12,54 @@ local sts = require "sts"
 local Config = {}
 Config.__index = Config
 
+-- --- the keys and their types ---------------------------------------------------
+
+local BOOLEANS = { ["true"] = true, yes = true, ["1"] = true, ["false"] = false, no = false, ["0"] = false }
+
+local TEXT = { fits = function() return true end }
+local NONEMPTY = { wants = "a non-empty value", fits = function(v) return v ~= "" end }
+local BOOLEAN = { wants = "true/false/yes/no/1/0", fits = function(v) return BOOLEANS[v] ~= nil end }
+
+--- Decimal digits only, no sign, within [min, max].
+local function integer(min, max)
+  return { wants = ("an integer from %d to %d"):format(min, max), fits = function(v)
+    local n = v:find("^%d+$") and tonumber(v)
+    return n ~= nil and n >= min and n <= max
+  end }
+end
+
+local function choice(...)
+  local allowed = {}
+  for _, c in ipairs{ ... } do allowed[c] = true end
+  return { wants = "one of " .. table.concat({ ... }, "|"), fits = function(v) return allowed[v] end }
+end
+
+local KEYS = {
+  url = NONEMPTY, port = integer(1, 65535), username = TEXT, password = TEXT,
+  subtop = NONEMPTY, pubtop = NONEMPTY, clientid = TEXT,
+  sts_mode = choice("nosec", "master", "slave"), aes = choice("null", "ecb", "cbc"),
+  mqtt_version = integer(3, 5), qos = integer(0, 2), clean_session = BOOLEAN,
+  keep_alive = integer(0, 65535), -- seconds; MQTT's field is 16 bits
+  is_retained = BOOLEAN, id_master = TEXT, id_slave = TEXT,
+  protocol = choice("sts", "legacy"), pattern = choice("XX", "IK", "NN"),
+  identity = NONEMPTY, peer = NONEMPTY, trust = NONEMPTY,
+  tls = BOOLEAN, cafile = NONEMPTY, capath = NONEMPTY, certfile = NONEMPTY, keyfile = NONEMPTY,
+  tls_insecure = BOOLEAN, tls_version = choice("tlsv1.2", "tlsv1.3"),
+}
+local ALIASES = { ip = "url" } -- the original shell's older configs say ip
+
+--- A value quoted back in a message: at most 40 bytes, non-printable bytes
+-- as '?', so a message stays one readable line.
+local function shown(value)
+  return (value:sub(1, 40):gsub("[^ -~]", "?")) .. (#value > 40 and "..." or "")
+end
+
 function Config.load(path)
   local values, lines = sts.config.load(path)
   if not values then error(lines, 0) end
-  return setmetatable({ path = path, values = values, lines = lines }, Config)
+  local config = setmetatable({ path = path, values = values, lines = lines }, Config)
+  config:check()
+  return config
 end
 
 function Config:fail(key, fmt, ...)
@@ -23,10 +67,34 @@ function Config:fail(key, fmt, ...)
   error(("%s: key '%s': " .. fmt):format(where, key, ...), 0)
 end
 
+--- The keys in file order, so the first error reported is the file's first.
+function Config:keys()
+  local keys = {}
+  for key in pairs(self.values) do keys[#keys + 1] = key end
+  table.sort(keys, function(a, b) return self.lines[a] < self.lines[b] end)
+  return keys
+end
+
+--- Every key known, set once (url or ip) and of its type.
+function Config:check()
+  local set = {} -- setting -> the key that set it
+  for _, key in ipairs(self:keys()) do
+    local setting = ALIASES[key] or key
+    local kind = KEYS[setting] or self:fail(key, "unknown key")
+    local other = set[setting]
+    if other then self:fail(key, "same setting as '%s' on line %d", other, self.lines[other]) end
+    set[setting] = key
+    local v = self.values[key]
+    if not kind.fits(v) then self:fail(key, "expected %s, got '%s'", kind.wants, shown(v)) end
+  end
+end
+
+-- --- what the values mean together ------------------------------------------------
+
 function Config:bool(key, default)
   local v = self.values[key]
   if v == nil then return default end
-  return sts.config.bool(v)
+  return BOOLEANS[v]
 end
 
 function Config:integer(key, default)

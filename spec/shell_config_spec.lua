@@ -1,0 +1,101 @@
+-- The shell's config keys (sts.shell.config): which exist, their types and
+-- every message about them, exactly. The syntax of the files is the generic
+-- parser's, tested in src/proto/tests/test_config.c.
+local sts = require "sts"
+local test = require "sts.test"
+local Config = require "sts.shell.config"
+
+describe("the shell's config keys", function()
+  local path
+
+  setup(function() path = test.tmpdir() .. "/test" end)
+  teardown(function() test.cleanup() end)
+
+  local function load(text)
+    test.write_file(path, text)
+    return Config.load(path)
+  end
+
+  --- text must be refused with exactly path .. message.
+  local function fails(text, message)
+    local ok, err = pcall(load, text)
+    assert.is_false(ok, text)
+    assert.equal(path .. message, err)
+  end
+
+  it("knows no keys in sts.config itself", function()
+    local values, lines = assert(sts.config.parse("qso = 1\nport = abc\n", "t"))
+    assert.same({ qso = "1", port = "abc" }, values)
+    assert.same({ qso = 1, port = 2 }, lines)
+  end)
+
+  it("accept the original shell's own files", function()
+    local c = load("url  = localhost\nport = 1883\nusername = master\npassword = master\n"
+      .. "subtop   = s2m\npubtop   = m2s\nclientid = test_master\nsts_mode = master\naes      = cbc\n")
+    assert.equal("s2m", c.values.subtop)
+    assert.is_nil(c.values.qos)
+    c = load("mqtt_version  = 4\nip   = 127.0.0.1\nport = 1883\nqos = 0\nclean_session = 1\n"
+      .. "keep_alive = 0\nis_retained = 0\nid_master = m1\nid_slave = s1\nsts_mode = slave\n")
+    assert.equal("127.0.0.1", (c:broker())) -- ip is url's alias
+  end)
+
+  it("accept every key with each kind of value", function()
+    load("url = h\nport = 65535\nusername = u\npassword = \"p w\"\nsubtop = s\n"
+      .. "pubtop = p\nclientid = c\nsts_mode = nosec\naes = null\nmqtt_version = 5\n"
+      .. "qos = 2\nclean_session = no\nkeep_alive = 65535\nis_retained = yes\n"
+      .. "id_master = m\nid_slave = s\nprotocol = legacy\npattern = IK\n"
+      .. "identity = keys/a.key\npeer = keys/b.pub\ntrust = keys/trust\ntls = true\n"
+      .. "cafile = ca.pem\ncapath = /etc/ssl/certs\ncertfile = c.pem\nkeyfile = k.pem\n"
+      .. "tls_insecure = false\ntls_version = tlsv1.3\n")
+    load("port = 1\nqos = 0\nmqtt_version = 3\nkeep_alive = 00\nsts_mode = slave\n"
+      .. "aes = ecb\npattern = NN\nprotocol = sts\ntls = 0\ntls_insecure = 1\n")
+  end)
+
+  it("read booleans as true/yes/1 and false/no/0", function()
+    local c = load("tls = true\nclean_session = yes\nis_retained = 1\n")
+    assert.is_true(c:bool("tls") and c:bool("clean_session") and c:bool("is_retained"))
+    c = load("tls = false\nclean_session = no\nis_retained = 0\n")
+    assert.is_false(c:bool("tls") or c:bool("clean_session") or c:bool("is_retained"))
+    assert.equal("default", c:bool("tls_insecure", "default"))
+    fails("tls =\n", ":1: key 'tls': expected true/false/yes/no/1/0, got ''")
+    fails("tls = on\n", ":1: key 'tls': expected true/false/yes/no/1/0, got 'on'")
+    fails("tls = 10\n", ":1: key 'tls': expected true/false/yes/no/1/0, got '10'")
+  end)
+
+  it("report the file, the line and the key of a wrong key or value", function()
+    fails("url = x\n\n\n\n\n\nqso = 1\n", ":7: key 'qso': unknown key")
+    fails("\n\nport = abc\n", ":3: key 'port': expected an integer from 1 to 65535, got 'abc'")
+    fails("port = 0\n", ":1: key 'port': expected an integer from 1 to 65535, got '0'")
+    fails("port = 65536\n", ":1: key 'port': expected an integer from 1 to 65535, got '65536'")
+    fails("port = 99999999999999999999\n",
+      ":1: key 'port': expected an integer from 1 to 65535, got '99999999999999999999'")
+    fails("port = -1\n", ":1: key 'port': expected an integer from 1 to 65535, got '-1'")
+    fails("port = +80\n", ":1: key 'port': expected an integer from 1 to 65535, got '+80'")
+    fails("port =\n", ":1: key 'port': expected an integer from 1 to 65535, got ''")
+    fails("qos = 3\n", ":1: key 'qos': expected an integer from 0 to 2, got '3'")
+    fails("mqtt_version = 2\n", ":1: key 'mqtt_version': expected an integer from 3 to 5, got '2'")
+    fails("keep_alive = 1.5\n", ":1: key 'keep_alive': expected an integer from 0 to 65535, got '1.5'")
+    fails("clean_session = maybe\n", ":1: key 'clean_session': expected true/false/yes/no/1/0, got 'maybe'")
+    fails("tls = TRUE\n", ":1: key 'tls': expected true/false/yes/no/1/0, got 'TRUE'")
+    fails("sts_mode = boss\n", ":1: key 'sts_mode': expected one of nosec|master|slave, got 'boss'")
+    fails("sts_mode = nosec|master\n",
+      ":1: key 'sts_mode': expected one of nosec|master|slave, got 'nosec|master'")
+    fails("sts_mode = nose\n", ":1: key 'sts_mode': expected one of nosec|master|slave, got 'nose'")
+    fails("aes = CBC\n", ":1: key 'aes': expected one of null|ecb|cbc, got 'CBC'")
+    fails("pattern = xx\n", ":1: key 'pattern': expected one of XX|IK|NN, got 'xx'")
+    fails("protocol = noise\n", ":1: key 'protocol': expected one of sts|legacy, got 'noise'")
+    fails("tls_version = tlsv1\n", ":1: key 'tls_version': expected one of tlsv1.2|tlsv1.3, got 'tlsv1'")
+    fails("url = \"\"\n", ":1: key 'url': expected a non-empty value, got ''")
+    fails("subtop =\n", ":1: key 'subtop': expected a non-empty value, got ''")
+    fails("url = a\nport = 1\nip = b\n", ":3: key 'ip': same setting as 'url' on line 1")
+    -- The first error in the file is the one reported.
+    fails("qos = 7\nqso = 1\n", ":1: key 'qos': expected an integer from 0 to 2, got '7'")
+  end)
+
+  it("quote values back shortened and printable", function()
+    fails("qos = \"0123456789012345678901234567890123456789 and more\"\n",
+      ":1: key 'qos': expected an integer from 0 to 2, got '0123456789012345678901234567890123456789...'")
+    fails("qos = \"\t1\"\n", ":1: key 'qos': expected an integer from 0 to 2, got '?1'")
+    fails("qos = \"\xc3\xa9\"\n", ":1: key 'qos': expected an integer from 0 to 2, got '??'")
+  end)
+end)
