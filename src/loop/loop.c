@@ -6,22 +6,22 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define IDLE_SLOT ((size_t)-1)
-
 struct sts_loop {
     struct sts_source *sources;
     size_t nsources;
-    struct sts_timer **heap;    /* min-heap on `when` */
-    size_t ntimers, cap;
+    struct sts_timer *timers;   /* root of a pairing heap on (when, order) */
+    size_t ntimers;
+    unsigned long armed;        /* timers armed so far: the next one's order */
     struct pollfd *fds;         /* scratch for one poll */
     struct sts_source **polled; /* which source each pollfd belongs to */
     size_t fds_cap, npolled;
-    int dispatching;
+    int depth;                  /* callbacks that may be on the stack */
+    struct sts_closing *closing, **closing_tail;
 };
 
 struct sts_loop *sts_loop_default(void)
 {
-    static struct sts_loop loop;
+    static struct sts_loop loop = { .closing_tail = &loop.closing };
     return &loop;
 }
 
@@ -49,86 +49,95 @@ void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src)
     src->next = src->prev = NULL;
     loop->nsources--;
     /* A source removed while its pollfd is pending must not be dispatched. */
-    for (size_t i = 0; loop->dispatching && i < loop->npolled; i++)
+    for (size_t i = 0; i < loop->npolled; i++)
         if (loop->polled[i] == src) loop->polled[i] = NULL;
 }
 
-/* --- timers: a binary min-heap keyed on the deadline --------------------- */
+/* --- timers: a pairing heap, linked through the timers themselves ---------- */
 
-static void heap_set(struct sts_loop *loop, size_t i, struct sts_timer *t)
+static int fires_before(const struct sts_timer *a, const struct sts_timer *b)
 {
-    loop->heap[i] = t;
-    t->slot = i;
+    return a->when < b->when || (a->when == b->when && a->order < b->order);
 }
 
-static void sift_up(struct sts_loop *loop, size_t i)
+/* Melds two heap roots (each with no siblings) into one. */
+static struct sts_timer *meld(struct sts_timer *a, struct sts_timer *b)
 {
-    struct sts_timer *t = loop->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (loop->heap[parent]->when <= t->when) break;
-        heap_set(loop, i, loop->heap[parent]);
-        i = parent;
+    if (!a) return b;
+    if (!b) return a;
+    if (fires_before(b, a)) {
+        struct sts_timer *t = a;
+        a = b;
+        b = t;
     }
-    heap_set(loop, i, t);
+    b->prev = a;
+    b->sibling = a->child;
+    if (a->child) a->child->prev = b;
+    a->child = b;
+    return a;
 }
 
-static void sift_down(struct sts_loop *loop, size_t i)
+/* The standard two-pass merge of a list of siblings: pair them left to
+ * right, then meld the pairs right to left. */
+static struct sts_timer *merge_siblings(struct sts_timer *first)
 {
-    struct sts_timer *t = loop->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= loop->ntimers) break;
-        if (child + 1 < loop->ntimers && loop->heap[child + 1]->when < loop->heap[child]->when)
-            child++;
-        if (t->when <= loop->heap[child]->when) break;
-        heap_set(loop, i, loop->heap[child]);
-        i = child;
+    struct sts_timer *pairs = NULL; /* a stack, linked through sibling */
+    while (first) {
+        struct sts_timer *a = first, *b = first->sibling;
+        first = b ? b->sibling : NULL;
+        a->sibling = a->prev = NULL;
+        if (b) b->sibling = b->prev = NULL;
+        a = meld(a, b);
+        a->sibling = pairs;
+        pairs = a;
     }
-    heap_set(loop, i, t);
+    struct sts_timer *root = NULL;
+    while (pairs) {
+        struct sts_timer *next = pairs->sibling;
+        pairs->sibling = NULL;
+        root = meld(root, pairs);
+        pairs = next;
+    }
+    return root;
 }
 
 void sts_timer_init(struct sts_timer *t, sts_timer_fn fn, void *ud)
 {
-    t->when = 0;
-    t->interval = 0;
-    t->fn = fn;
-    t->ud = ud;
-    t->slot = IDLE_SLOT;
+    *t = (struct sts_timer){ .fn = fn, .ud = ud };
 }
 
 int sts_timer_active(const struct sts_timer *t)
 {
-    return t->slot != IDLE_SLOT;
+    return t->active;
 }
 
 void sts_timer_stop(struct sts_loop *loop, struct sts_timer *t)
 {
-    size_t i = t->slot;
-    if (i == IDLE_SLOT) return;
-    t->slot = IDLE_SLOT;
-    struct sts_timer *last = loop->heap[--loop->ntimers];
-    if (last == t) return;
-    heap_set(loop, i, last);
-    sift_up(loop, i);
-    sift_down(loop, last->slot);
+    if (!t->active) return;
+    t->active = 0;
+    loop->ntimers--;
+    struct sts_timer *children = merge_siblings(t->child);
+    if (t == loop->timers) {
+        loop->timers = children;
+    } else {
+        /* Cut t out of its parent's list of children, then meld its own. */
+        if (t->prev->child == t) t->prev->child = t->sibling;
+        else t->prev->sibling = t->sibling;
+        if (t->sibling) t->sibling->prev = t->prev;
+        loop->timers = meld(loop->timers, children);
+    }
+    t->child = t->sibling = t->prev = NULL;
 }
 
-int sts_timer_start(struct sts_loop *loop, struct sts_timer *t, double delay, double interval)
+void sts_timer_start(struct sts_loop *loop, struct sts_timer *t, double delay, double interval)
 {
     sts_timer_stop(loop, t);
-    if (loop->ntimers == loop->cap) {
-        size_t cap = loop->cap ? loop->cap * 2 : 16;
-        struct sts_timer **heap = realloc(loop->heap, cap * sizeof *heap);
-        if (!heap) return STS_ERR_NOMEM;
-        loop->heap = heap;
-        loop->cap = cap;
-    }
     t->when = sts_now() + (delay > 0 ? delay : 0);
     t->interval = interval;
-    heap_set(loop, loop->ntimers++, t);
-    sift_up(loop, t->slot);
-    return 0;
+    t->order = loop->armed++;
+    t->active = 1;
+    loop->ntimers++;
+    loop->timers = meld(loop->timers, t);
 }
 
 static void fire_due_timers(struct sts_loop *loop)
@@ -137,8 +146,8 @@ static void fire_due_timers(struct sts_loop *loop)
     /* Timers armed by a callback for "now" wait for the next iteration, so a
      * zero-interval repeat cannot starve I/O. */
     size_t budget = loop->ntimers;
-    while (budget-- > 0 && loop->ntimers > 0 && loop->heap[0]->when <= now) {
-        struct sts_timer *t = loop->heap[0];
+    while (budget-- > 0 && loop->timers && loop->timers->when <= now) {
+        struct sts_timer *t = loop->timers;
         sts_timer_stop(loop, t);
         if (t->interval > 0) {
             /* Keep the cadence, but never schedule in the past after a stall. */
@@ -147,6 +156,48 @@ static void fire_due_timers(struct sts_loop *loop)
         }
         t->fn(t, t->ud);
     }
+}
+
+/* --- the closing phase ----------------------------------------------------- */
+
+void sts_loop_enter(struct sts_loop *loop)
+{
+    loop->depth++;
+}
+
+void sts_loop_leave(struct sts_loop *loop)
+{
+    loop->depth--;
+}
+
+int sts_loop_dispatching(const struct sts_loop *loop)
+{
+    return loop->depth > 0;
+}
+
+void sts_loop_close(struct sts_loop *loop, struct sts_closing *c, sts_close_fn fn)
+{
+    c->fn = fn;
+    if (loop->depth == 0) {
+        fn(c);
+        return;
+    }
+    c->next = NULL;
+    *loop->closing_tail = c;
+    loop->closing_tail = &c->next;
+}
+
+void sts_loop_run_closing(struct sts_loop *loop)
+{
+    /* A finalizer may close more objects: they join the end of the queue. */
+    loop->depth++;
+    while (loop->closing) {
+        struct sts_closing *c = loop->closing;
+        loop->closing = c->next;
+        if (!loop->closing) loop->closing_tail = &loop->closing;
+        c->fn(c);
+    }
+    loop->depth--;
 }
 
 /* --- the iteration -------------------------------------------------------- */
@@ -168,8 +219,8 @@ static int grow_pollfds(struct sts_loop *loop)
 static int poll_timeout_ms(const struct sts_loop *loop, double max_wait)
 {
     double wait = max_wait;
-    if (loop->ntimers > 0) {
-        double until_timer = loop->heap[0]->when - sts_now();
+    if (loop->timers) {
+        double until_timer = loop->timers->when - sts_now();
         if (until_timer < 0) until_timer = 0;
         if (wait < 0 || until_timer < wait) wait = until_timer;
     }
@@ -179,11 +230,21 @@ static int poll_timeout_ms(const struct sts_loop *loop, double max_wait)
     return ms > 60000 ? 60000 : (int)ms;
 }
 
+static void dispatch_ready(struct sts_loop *loop, int ready)
+{
+    for (size_t i = 0; ready > 0 && i < loop->npolled; i++) {
+        if (loop->fds[i].revents && loop->polled[i])
+            loop->polled[i]->dispatch(loop->polled[i], loop->fds[i].revents);
+    }
+    loop->npolled = 0;
+}
+
 int sts_loop_once(struct sts_loop *loop, double max_wait)
 {
     size_t n = 0;
 
-    if (max_wait < 0 && loop->nsources == 0 && loop->ntimers == 0) return -1;
+    sts_loop_run_closing(loop);
+    if (max_wait < 0 && loop->nsources == 0 && loop->ntimers == 0) return STS_LOOP_EMPTY;
     if (grow_pollfds(loop) != 0) return STS_ERR_NOMEM;
     for (struct sts_source *s = loop->sources; s; s = s->next) {
         short events = 0;
@@ -195,26 +256,21 @@ int sts_loop_once(struct sts_loop *loop, double max_wait)
 
     loop->npolled = n;
     int ready = poll(loop->fds, n, poll_timeout_ms(loop, max_wait));
-    if (ready < 0 && errno != EINTR) return STS_ERR_IO;
-
-    loop->dispatching++;
-    for (size_t i = 0; ready > 0 && i < n; i++) {
-        if (loop->fds[i].revents && loop->polled[i])
-            loop->polled[i]->dispatch(loop->polled[i], loop->fds[i].revents);
+    if (ready < 0 && errno != EINTR) {
+        loop->npolled = 0;
+        return STS_ERR_IO;
     }
-    loop->npolled = 0;
+
+    loop->depth++;
+    dispatch_ready(loop, ready);
     fire_due_timers(loop);
     for (struct sts_source *s = loop->sources, *next; s; s = next) {
         next = s->next;
         if (s->idle) s->idle(s);
     }
-    loop->dispatching--;
-    return 0;
-}
-
-int sts_loop_dispatching(const struct sts_loop *loop)
-{
-    return loop->dispatching > 0;
+    loop->depth--;
+    sts_loop_run_closing(loop);
+    return STS_LOOP_RAN;
 }
 
 size_t sts_loop_pending(const struct sts_loop *loop)

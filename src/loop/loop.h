@@ -4,7 +4,13 @@
  *
  * A source is asked before every poll which fd it wants watched and for what
  * (an MQTT client's socket changes on reconnect, and it wants POLLOUT only
- * while it has output queued), then told what happened. */
+ * while it has output queued), then told what happened.
+ *
+ * Objects that callbacks may close (a client closed from its own message
+ * handler) are finalized in a closing phase, as libuv's uv_close does: while
+ * any callback may be on the stack, sts_loop_close queues the finalizer and
+ * the loop runs it after dispatch, so no callback ever returns into freed
+ * memory. */
 #ifndef STS_LOOP_LOOP_H
 #define STS_LOOP_LOOP_H
 
@@ -17,8 +23,7 @@ struct sts_source {
     int (*prepare)(struct sts_source *src, short *events);
     /* Called with the poll revents for the fd prepare returned. */
     void (*dispatch)(struct sts_source *src, short revents);
-    /* Called once per loop iteration after I/O and timers, if set: work that
-     * must not wait for an fd (libmosquitto's keepalive bookkeeping). */
+    /* Called once per loop iteration after I/O and timers, if set. */
     void (*idle)(struct sts_source *src);
     struct sts_source *next, *prev; /* owned by the loop */
 };
@@ -26,12 +31,24 @@ struct sts_source {
 struct sts_timer;
 typedef void (*sts_timer_fn)(struct sts_timer *timer, void *ud);
 
+/* Intrusive: the heap links live in the timer, so arming one never allocates
+ * and cannot fail. */
 struct sts_timer {
     double when;      /* monotonic deadline */
     double interval;  /* > 0: repeats */
     sts_timer_fn fn;
     void *ud;
-    size_t slot;      /* position in the heap, or (size_t)-1 when idle */
+    unsigned long order;                    /* arming order: ties fire first-armed first */
+    struct sts_timer *child, *sibling, *prev; /* pairing-heap links, owned by the loop */
+    int active;
+};
+
+struct sts_closing;
+typedef void (*sts_close_fn)(struct sts_closing *c);
+
+struct sts_closing {
+    sts_close_fn fn;
+    struct sts_closing *next; /* owned by the loop */
 };
 
 /* The process's loop. Everything shares it, as there is one thread. */
@@ -46,19 +63,36 @@ void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src);
 void sts_timer_init(struct sts_timer *t, sts_timer_fn fn, void *ud);
 /* Arms t to fire after `delay` seconds, then every `interval` seconds if
  * interval > 0. Re-arming an armed timer moves it. */
-int sts_timer_start(struct sts_loop *loop, struct sts_timer *t, double delay, double interval);
+void sts_timer_start(struct sts_loop *loop, struct sts_timer *t, double delay, double interval);
 void sts_timer_stop(struct sts_loop *loop, struct sts_timer *t);
 int sts_timer_active(const struct sts_timer *t);
 
+/* What one iteration found. */
+enum sts_loop_result {
+    STS_LOOP_RAN = 0,     /* waited, dispatched what was ready */
+    STS_LOOP_EMPTY = 1,   /* nothing left to wait for: no source, no timer */
+};
+
 /* Runs one iteration: waits at most `max_wait` seconds (< 0: until the next
- * timer or I/O) for I/O, dispatches it, fires due timers, runs idle hooks.
- * Returns 0, or -1 when there is nothing left to wait for (no source, no
- * timer) and max_wait < 0. */
+ * timer or I/O) for I/O, dispatches it, fires due timers, runs idle hooks,
+ * then the closing phase. Returns STS_LOOP_RAN, STS_LOOP_EMPTY (only when
+ * max_wait < 0), or STS_ERR_IO when poll() failed (errno says why). */
 int sts_loop_once(struct sts_loop *loop, double max_wait);
 
-/* True while sts_loop_once is dispatching: code that would nest a loop
- * checks it to refuse. */
+/* Brackets code that may call back into handlers (the loop's dispatch does
+ * it; so does the MQTT layer around libmosquitto calls made from a script). */
+void sts_loop_enter(struct sts_loop *loop);
+void sts_loop_leave(struct sts_loop *loop);
+/* True between enter and leave: code that would nest a loop checks it to
+ * refuse, and sts_loop_close defers. */
 int sts_loop_dispatching(const struct sts_loop *loop);
+
+/* Finalizes an object: fn(c) runs now when no callback can be on the stack,
+ * otherwise in the loop's closing phase, in the order asked. c must stay
+ * valid until then (it is usually embedded in the object). */
+void sts_loop_close(struct sts_loop *loop, struct sts_closing *c, sts_close_fn fn);
+/* Runs every queued finalizer now (at shutdown). */
+void sts_loop_run_closing(struct sts_loop *loop);
 
 /* Number of armed timers and registered sources (for "is anything left?"). */
 size_t sts_loop_pending(const struct sts_loop *loop);

@@ -5,6 +5,7 @@
 #define STS_LUA_INTERNAL_H
 
 #include "crypto/keyfile.h"
+#include "loop/loop.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -15,6 +16,7 @@ void stsl_open_loop(lua_State *L);
 void stsl_open_log(lua_State *L);
 void stsl_open_mqtt(lua_State *L);
 void stsl_open_crypto(lua_State *L);
+void stsl_open_key(lua_State *L);
 void stsl_open_session(lua_State *L);
 void stsl_open_noise(lua_State *L);
 void stsl_open_config(lua_State *L);
@@ -62,13 +64,32 @@ struct lclient;
 struct sts_mqtt;
 struct lclient *stsl_check_client(lua_State *L, int idx);
 struct sts_mqtt *stsl_client_mqtt(const struct lclient *c);
-/* Registers fn(obj) to run when the client at index `client` closes, before
- * its connection goes; fn NULL forgets obj. */
+/* Registers fn(obj, finalizing) to run when the client at index `client`
+ * closes, before its connection goes; fn NULL forgets obj. finalizing is true
+ * when the client is being collected: fn must then run no script code. */
 void stsl_client_on_close(lua_State *L, int client, int obj, lua_CFunction fn);
 
-/* Reads a key given as a key text or a file path. Returns 1, or 0 with an
- * error message pushed (naming `what`). */
+/* Reads a key given as an sts.key (private keys only), a key text or a file
+ * path. Returns 1, or 0 with an error message pushed (naming `what`). */
 int stsl_check_key(lua_State *L, int idx, uint8_t key[32], enum sts_key_kind kind, const char *what);
+/* The private key of the sts.key at idx, NULL if idx holds no sts.key; a closed one is an error naming `what`. */
+const uint8_t *stsl_test_key(lua_State *L, int idx, const char *what);
+
+/* A userdata that C code holds on to (a client, a session, a listener) is
+ * anchored in the registry while open, so that a script need not keep a
+ * reference for it to keep working. Releasing it takes effect at once for
+ * stsl_anchor_push, but the reference itself goes in the loop's closing
+ * phase: a callback still on the stack never finds its object collected. */
+struct stsl_anchor {
+    int ref;                  /* LUA_NOREF once released */
+    int held;                 /* the reference still to drop */
+    struct sts_closing release;
+};
+void stsl_anchor_init(struct stsl_anchor *a);
+void stsl_anchor_set(lua_State *L, int idx, struct stsl_anchor *a);
+/* Pushes the anchored userdata and returns 1; 0 (nothing pushed) once released. */
+int stsl_anchor_push(lua_State *L, const struct stsl_anchor *a);
+void stsl_anchor_release(struct stsl_anchor *a);
 
 /* Expected failures: pushes nil and a formatted message, returns 2. */
 int stsl_fail(lua_State *L, const char *fmt, ...);

@@ -8,10 +8,13 @@
  * loop. */
 #include "lua/internal.h"
 #include "loop/loop.h"
+#include "util/error.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FUTURE_MT "sts.future"
 #define TIMER_MT "sts.timer"
@@ -25,6 +28,7 @@ static unsigned long handler_errors;
 static const char TASKS = 't';   /* coroutine -> true, for every live task */
 static const char READY = 'r';   /* array of tasks to resume on the next turn */
 static const char AWAITING = 'a';/* sentinel a task yields when it waits on a future */
+static const char SHUTDOWN = 's'; /* userdata whose __gc runs the closing phase at lua_close */
 
 lua_State *stsl_main(void)
 {
@@ -293,15 +297,23 @@ static int await_in_task(lua_State *L, int idx, double timeout)
     return lua_yieldk(L, 1, idx, await_continue);
 }
 
+/* Runs the loop until *done, the deadline passes, or nothing is left that
+ * could make *done true; a failing poll() is an error. */
+static void run_until(lua_State *L, const int *done, double deadline, const char *who)
+{
+    while (!*done) {
+        double left = deadline - sts_now();
+        if (left <= 0) return;
+        int rc = sts_loop_once(loop(), isfinite(left) ? left : -1);
+        if (rc == STS_LOOP_EMPTY) return;
+        if (rc < 0) luaL_error(L, "%s: the event loop failed: %s", who, rc == STS_ERR_IO ? strerror(errno) : sts_strerror(rc));
+    }
+}
+
 static int await_in_main(lua_State *L, int idx, double timeout)
 {
     struct future *f = check_future(L, idx);
-    double deadline = sts_now() + (timeout >= 0 ? timeout : INFINITY);
-    while (!f->done) {
-        double left = deadline - sts_now();
-        if (left <= 0) break;
-        if (sts_loop_once(loop(), isfinite(left) ? left : -1) != 0) break; /* nothing can resolve it */
-    }
+    run_until(L, &f->done, sts_now() + (timeout >= 0 ? timeout : INFINITY), "wait");
     return push_future_values(L, idx);
 }
 
@@ -398,7 +410,7 @@ static int start_timer(lua_State *L, double interval)
     luaL_setmetatable(L, TIMER_MT);
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
-    if (sts_timer_start(loop(), &t->timer, delay, interval) != 0) return luaL_error(L, "out of memory");
+    sts_timer_start(loop(), &t->timer, delay, interval);
     lua_pushvalue(L, -1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
@@ -436,13 +448,8 @@ static int l_run(lua_State *L)
     double limit = opt_timeout(L, 1);
     if (L != main_thread || sts_loop_dispatching(loop()))
         return luaL_error(L, "sts.run cannot be called from a handler or a task");
-    double deadline = sts_now() + (limit >= 0 ? limit : INFINITY);
     stop_requested = 0;
-    while (!stop_requested) {
-        double left = deadline - sts_now();
-        if (left <= 0) break;
-        if (sts_loop_once(loop(), isfinite(left) ? left : -1) != 0) break;
-    }
+    run_until(L, &stop_requested, sts_now() + (limit >= 0 ? limit : INFINITY), "sts.run");
     stop_requested = 0;
     return 0;
 }
@@ -477,6 +484,14 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* At lua_close, what the loop still has to finalize goes before the state. */
+static int run_closing_phase(lua_State *L)
+{
+    (void)L;
+    sts_loop_run_closing(loop());
+    return 0;
+}
+
 void stsl_open_loop(lua_State *L)
 {
     static const luaL_Reg functions[] = {
@@ -495,6 +510,13 @@ void stsl_open_loop(lua_State *L)
     main_thread = lua_tothread(L, -1);
     lua_pop(L, 1);
     sts_timer_init(&wake_timer, wake_ready, NULL);
+    /* Made first, so finalized last: after every object that may queue. */
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, run_closing_phase);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &SHUTDOWN);
     static const luaL_Reg no_meta[] = { { NULL, NULL } };
     static const luaL_Reg waiter_meta[] = { { "__gc", waiter_gc }, { NULL, NULL } };
     stsl_new_class(L, FUTURE_MT, no_meta, future_methods);

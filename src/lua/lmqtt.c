@@ -1,11 +1,13 @@
 /* sts.connect and the MQTT client object.
  *
- * A client is a userdata over src/mqtt with two user values: 1, the table of
- * subscriptions (filter -> handler), consulted for every message; 2, a table
- * of the rest (event handlers, the pending connect). Messages are matched
- * locally against every filter (+ and #), so each reaches every handler whose
- * filter matches it. While open, a client is anchored in the registry, so a
- * script need not keep a reference for its handlers to keep running. */
+ * A client is a userdata over src/mqtt with one user value, a table of its
+ * event handlers, the pending connect or flush, and what depends on it (its
+ * sessions and listeners). Each client:subscribe adds one subscriber to the
+ * MQTT layer's registry, which matches topics in C and calls it with the
+ * message; several handlers may share a filter, and sessions subscribe
+ * beside them without touching this table. While open, a client is anchored
+ * in the registry, so a script need not keep a reference for its handlers
+ * to keep running. */
 #include "lua/internal.h"
 #include "mqtt/client.h"
 #include "util/log.h"
@@ -17,16 +19,19 @@
 #define CLIENT_MT "sts.client"
 #define DEFAULT_MAX_PAYLOAD (1024 * 1024)
 
-#define MAX_UNCLAIMED 10000
-#define CLAIM_WINDOW 10.0   /* seconds after a connect in which the backlog is kept */
+/* One Lua handler subscribed to a filter. */
+struct handler {
+    struct lclient *c;
+    struct sts_mqtt_sub *sub;
+    int fn_ref;
+    struct handler *next;
+};
 
 struct lclient {
-    struct sts_mqtt *m;
-    int self_ref;     /* LUA_NOREF once closed */
+    struct sts_mqtt *m;       /* NULL once closed */
+    struct stsl_anchor anchor;
     int protocol;
-    struct sts_timer claim;   /* delivers kept messages after a subscribe */
-    unsigned long unclaimed_dropped;
-    double connected_at;
+    struct handler *handlers;
 };
 
 static struct lclient *check_client(lua_State *L, int idx)
@@ -46,18 +51,16 @@ struct sts_mqtt *stsl_client_mqtt(const struct lclient *c)
     return c->m;
 }
 
-/* Pushes the client's userdata from the registry; returns 0 if it is closed. */
+/* Pushes the client's userdata; returns 0 if it is closed. */
 static int push_client(lua_State *L, struct lclient *c)
 {
-    if (c->self_ref == LUA_NOREF) return 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
-    return 1;
+    return stsl_anchor_push(L, &c->anchor);
 }
 
 /* Pushes the event handler `name` of the client at idx; returns 0 if none. */
 static int push_event_handler(lua_State *L, int idx, const char *name)
 {
-    lua_getiuservalue(L, idx, 2);
+    lua_getiuservalue(L, idx, 1);
     lua_getfield(L, -1, "on");
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
@@ -74,9 +77,8 @@ static void on_connect(void *ud, int rc, int session_present, const char *reason
     lua_State *L = stsl_main();
     struct lclient *c = ud;
     if (!push_client(L, c)) return;
-    if (rc == 0) c->connected_at = sts_now();
     int idx = lua_gettop(L);
-    lua_getiuservalue(L, idx, 2);
+    lua_getiuservalue(L, idx, 1);
     int pending = lua_getfield(L, -1, "connecting") != LUA_TNIL;
     if (pending) {
         /* The first connect: sts.connect is waiting on this future. */
@@ -158,67 +160,8 @@ static void push_properties(lua_State *L, const mosquitto_property *props)
     lua_setfield(L, -2, "user_properties");
 }
 
-/* Calls every handler whose filter matches the message (topic, payload,
- * info) on top of the stack, for the client at `client`; pops the message.
- * Returns how many handlers it called. */
-static int dispatch(lua_State *L, int client)
+static void push_info(lua_State *L, const struct lclient *c, const struct sts_mqtt_message *msg)
 {
-    int msg = lua_gettop(L) - 2;
-    const char *topic = lua_tostring(L, msg);
-
-    /* Collect the matching handlers first: a handler may (un)subscribe. */
-    lua_getiuservalue(L, client, 1);   /* filter -> handler */
-    lua_newtable(L);                   /* the handlers to call */
-    int matches = lua_gettop(L), n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, matches - 1)) {
-        if (sts_mqtt_topic_matches(lua_tostring(L, -2), topic)) lua_rawseti(L, matches, ++n);
-        else lua_pop(L, 1);
-    }
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, matches, i);
-        for (int arg = msg; arg < msg + 3; arg++) lua_pushvalue(L, arg);
-        stsl_pcall(L, 3, 0, "message handler");
-    }
-    lua_settop(L, msg - 1);
-    return n;
-}
-
-/* A message no handler wants yet (a persistent session's backlog arrives
- * right after CONNACK, before the script has subscribed again) waits here
- * until a subscription claims it, if it came within CLAIM_WINDOW of the
- * connect and the backlog is not full; otherwise it is dropped with a warning
- * and counted. */
-static void keep_unclaimed(lua_State *L, struct lclient *c, int client)
-{
-    int msg = lua_gettop(L) - 2;
-    lua_getiuservalue(L, client, 2);
-    lua_getfield(L, -1, "unclaimed");
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    if (n >= MAX_UNCLAIMED || sts_now() - c->connected_at > CLAIM_WINDOW) {
-        c->unclaimed_dropped++;
-        sts_warn("mqtt %s: dropped a message on '%s' that no handler takes",
-                 sts_mqtt_client_id(c->m), lua_tostring(L, msg));
-    } else {
-        lua_createtable(L, 3, 0);
-        for (int i = 0; i < 3; i++) {
-            lua_pushvalue(L, msg + i);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_rawseti(L, -2, n + 1);
-    }
-    lua_settop(L, msg - 1);
-}
-
-static void on_message(void *ud, const struct sts_mqtt_message *msg)
-{
-    lua_State *L = stsl_main();
-    struct lclient *c = ud;
-    if (!push_client(L, c)) return;
-    int client = lua_gettop(L);
-
-    lua_pushstring(L, msg->topic);
-    lua_pushlstring(L, msg->payload, msg->len);
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, msg->qos);
     lua_setfield(L, -2, "qos");
@@ -228,38 +171,18 @@ static void on_message(void *ud, const struct sts_mqtt_message *msg)
         push_properties(L, msg->props);
         lua_setfield(L, -2, "properties");
     }
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    if (dispatch(L, client) == 0) keep_unclaimed(L, c, client);
-    lua_settop(L, client - 1);
 }
 
-/* After a subscribe: hands the kept messages to the handlers that now want
- * them, from the loop rather than inside the subscribe call. */
-static void deliver_unclaimed(struct sts_timer *t, void *ud)
+/* A Lua handler's subscriber: handler(topic, payload, info). */
+static void on_message(void *ud, const struct sts_mqtt_message *msg)
 {
+    struct handler *h = ud;
     lua_State *L = stsl_main();
-    struct lclient *c = ud;
-    (void)t;
-    if (!push_client(L, c)) return;
-    int client = lua_gettop(L);
-    lua_getiuservalue(L, client, 2);
-    lua_getfield(L, -1, "unclaimed");
-    lua_newtable(L);
-    lua_setfield(L, -3, "unclaimed"); /* what is still unwanted goes back in order */
-    int kept = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, kept);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, kept, i);
-        for (int f = 1; f <= 3; f++) lua_rawgeti(L, -f, f);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        lua_pushvalue(L, -3);
-        if (dispatch(L, client) == 0) keep_unclaimed(L, c, client);
-        lua_settop(L, kept);
-    }
-    lua_settop(L, client - 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    lua_pushstring(L, msg->topic);
+    lua_pushlstring(L, msg->payload, msg->len);
+    push_info(L, h->c, msg);
+    stsl_pcall(L, 3, 0, "message handler"); /* h may be gone now */
 }
 
 static void on_drained(void *ud)
@@ -268,7 +191,7 @@ static void on_drained(void *ud)
     struct lclient *c = ud;
     if (!push_client(L, c)) return;
     int client = lua_gettop(L);
-    lua_getiuservalue(L, client, 2);
+    lua_getiuservalue(L, client, 1);
     if (lua_getfield(L, -1, "flushing") != LUA_TNIL) {
         lua_pushnil(L);
         lua_setfield(L, -3, "flushing");
@@ -397,35 +320,25 @@ static int l_connect(lua_State *L)
     }
     read_options(L, 1, &o);
 
-    struct lclient *c = lua_newuserdatauv(L, sizeof *c, 2); /* 2 */
-    c->m = NULL;
-    c->self_ref = LUA_NOREF;
-    c->protocol = o.protocol;
-    c->unclaimed_dropped = 0;
-    c->connected_at = 0;
-    sts_timer_init(&c->claim, deliver_unclaimed, c);
+    struct lclient *c = lua_newuserdatauv(L, sizeof *c, 1); /* 2 */
+    *c = (struct lclient){ .protocol = o.protocol };
+    stsl_anchor_init(&c->anchor);
     luaL_setmetatable(L, CLIENT_MT);
-    lua_newtable(L);
-    lua_setiuservalue(L, 2, 1);
     lua_newtable(L);
     lua_newtable(L);
     lua_setfield(L, -2, "on");
-    lua_newtable(L);
-    lua_setfield(L, -2, "unclaimed");
     stsl_future_new(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "connecting");
     lua_insert(L, -2);
-    lua_setiuservalue(L, 2, 2);            /* 3: the future */
+    lua_setiuservalue(L, 2, 1);            /* 3: the future */
 
     struct sts_mqtt_handlers handlers = {
-        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message,
-        .on_drained = on_drained, .ud = c,
+        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_drained = on_drained, .ud = c,
     };
     c->m = sts_mqtt_new(sts_loop_default(), &o, &handlers, err, sizeof err);
     if (!c->m) return stsl_fail(L, "%s", err);
-    lua_pushvalue(L, 2);
-    c->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    stsl_anchor_set(L, 2, &c->anchor);
     /* The future resolves to (client, msg) or (nil, reason); the layer below
      * bounds the wait with its own timeout, this one is a safety net. */
     return stsl_future_await(L, 3, o.timeout + 1);
@@ -436,7 +349,7 @@ static int l_connect(lua_State *L)
 void stsl_client_on_close(lua_State *L, int client, int obj, lua_CFunction fn)
 {
     obj = lua_absindex(L, obj);
-    lua_getiuservalue(L, client, 2);
+    lua_getiuservalue(L, client, 1);
     if (lua_getfield(L, -1, "dependents") != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
@@ -451,10 +364,10 @@ void stsl_client_on_close(lua_State *L, int client, int obj, lua_CFunction fn)
 }
 
 /* Tells what depends on the client (its sessions) that it is closing, while
- * it can still publish their goodbyes. */
-static void notify_dependents(lua_State *L, int client)
+ * it can still publish their goodbyes: fn(obj, finalizing). */
+static void notify_dependents(lua_State *L, int client, int finalizing)
 {
-    lua_getiuservalue(L, client, 2);
+    lua_getiuservalue(L, client, 1);
     if (lua_getfield(L, -1, "dependents") != LUA_TTABLE) {
         lua_pop(L, 2);
         return;
@@ -470,22 +383,34 @@ static void notify_dependents(lua_State *L, int client)
     for (int i = 1; i < n; i += 2) {
         lua_rawgeti(L, copy, i);
         lua_rawgeti(L, copy, i + 1);
-        stsl_pcall(L, 1, 0, "client close notification");
+        lua_pushboolean(L, finalizing);
+        stsl_pcall(L, 2, 0, "client close notification");
     }
     lua_pop(L, 3);
 }
 
-static void close_client(lua_State *L, int idx, struct lclient *c)
+static void forget_handler(lua_State *L, struct lclient *c, struct handler **link)
 {
-    if (c->m) notify_dependents(L, idx);
-    sts_timer_stop(sts_loop_default(), &c->claim);
-    if (c->m && sts_mqtt_stats(c->m)->unacked > 0)
+    struct handler *h = *link;
+    *link = h->next;
+    if (c->m) sts_mqtt_unsubscribe(c->m, h->sub);
+    luaL_unref(L, LUA_REGISTRYINDEX, h->fn_ref);
+    free(h);
+}
+
+/* Closes the client. From __gc (finalizing) no script code runs: at exit the
+ * objects it would see may be finalized already. */
+static void close_client(lua_State *L, int idx, struct lclient *c, int finalizing)
+{
+    if (!c->m) return;
+    notify_dependents(L, idx, finalizing);
+    if (sts_mqtt_stats(c->m)->unacked > 0)
         sts_warn("mqtt %s: closing with %lu QoS 1/2 messages not yet acknowledged (client:flush() waits for them)",
                  sts_mqtt_client_id(c->m), sts_mqtt_stats(c->m)->unacked);
-    if (c->m) sts_mqtt_free(c->m);
+    sts_mqtt_close(c->m);
     c->m = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, c->self_ref);
-    c->self_ref = LUA_NOREF;
+    while (c->handlers) forget_handler(L, c, &c->handlers);
+    stsl_anchor_release(&c->anchor);
 }
 
 static int mqtt_fail(lua_State *L, const char *what, int rc)
@@ -500,42 +425,74 @@ static int check_qos(lua_State *L, int idx)
     return (int)qos;
 }
 
+/* Is h the handler `fn` (at idx) on `filter`? */
+static int is_handler(lua_State *L, const struct handler *h, const char *filter, int fn)
+{
+    if (strcmp(h->sub->filter->text, filter) != 0) return 0;
+    if (fn == 0) return 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    int same = lua_rawequal(L, -1, fn);
+    lua_pop(L, 1);
+    return same;
+}
+
+/* Removes the handlers of `filter` (only `fn`, at that index, if not 0);
+ * returns how many. */
+static int remove_handlers(lua_State *L, struct lclient *c, const char *filter, int fn)
+{
+    int n = 0;
+    for (struct handler **link = &c->handlers; *link;) {
+        if (is_handler(L, *link, filter, fn)) {
+            forget_handler(L, c, link);
+            n++;
+        } else {
+            link = &(*link)->next;
+        }
+    }
+    return n;
+}
+
+/* client:subscribe(filter, fn[, {qos=}]): fn(topic, payload, info) for each
+ * message. Several handlers may share a filter; the same fn again replaces
+ * itself (with the new QoS). */
 static int client_subscribe(lua_State *L)
 {
     static const char *const known[] = { "qos", NULL };
     struct lclient *c = check_client(L, 1);
     const char *filter = luaL_checkstring(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
-    int qos = 0;
+    int qos = 0, rc;
     if (!lua_isnoneornil(L, 4)) {
         stsl_check_options(L, 4, "subscribe", known);
         qos = check_qos(L, 4);
     }
     if (mosquitto_sub_topic_check(filter) != MOSQ_ERR_SUCCESS)
         return stsl_fail(L, "subscribe: invalid topic filter '%s'", filter);
-    int rc = sts_mqtt_subscribe(c->m, filter, qos);
-    if (rc != MOSQ_ERR_SUCCESS) return mqtt_fail(L, "subscribe", rc);
-    lua_getiuservalue(L, 1, 1);
+    struct handler *h = malloc(sizeof *h);
+    if (!h) return luaL_error(L, "out of memory");
+    h->c = c;
+    h->sub = sts_mqtt_subscribe(c->m, filter, qos, on_message, h, &rc);
+    if (!h->sub) {
+        free(h);
+        return mqtt_fail(L, "subscribe", rc);
+    }
+    remove_handlers(L, c, filter, 3); /* after: the broker subscription stays */
     lua_pushvalue(L, 3);
-    lua_setfield(L, -2, filter);
-    lua_getiuservalue(L, 1, 2);
-    lua_getfield(L, -1, "unclaimed");
-    if (lua_rawlen(L, -1) > 0) sts_timer_start(sts_loop_default(), &c->claim, 0, 0);
+    h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->next = c->handlers;
+    c->handlers = h;
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* client:unsubscribe(filter[, fn]): removes fn, or every handler of filter. */
 static int client_unsubscribe(lua_State *L)
 {
     struct lclient *c = check_client(L, 1);
     const char *filter = luaL_checkstring(L, 2);
-    lua_getiuservalue(L, 1, 1);
-    if (lua_getfield(L, -1, filter) == LUA_TNIL) return stsl_fail(L, "unsubscribe: not subscribed to '%s'", filter);
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setfield(L, -2, filter);
-    int rc = sts_mqtt_unsubscribe(c->m, filter);
-    if (rc != MOSQ_ERR_SUCCESS) return mqtt_fail(L, "unsubscribe", rc);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (remove_handlers(L, c, filter, lua_isnoneornil(L, 3) ? 0 : 3) == 0)
+        return stsl_fail(L, "unsubscribe: not subscribed to '%s'", filter);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -631,7 +588,7 @@ static int client_on(lua_State *L)
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
-    lua_getiuservalue(L, 1, 2);
+    lua_getiuservalue(L, 1, 1);
     lua_getfield(L, -1, "on");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, events[e]);
@@ -641,8 +598,13 @@ static int client_on(lua_State *L)
 
 static int client_disconnect(lua_State *L)
 {
-    struct lclient *c = luaL_checkudata(L, 1, CLIENT_MT);
-    close_client(L, 1, c);
+    close_client(L, 1, luaL_checkudata(L, 1, CLIENT_MT), 0);
+    return 0;
+}
+
+static int client_gc(lua_State *L)
+{
+    close_client(L, 1, luaL_checkudata(L, 1, CLIENT_MT), 1);
     return 0;
 }
 
@@ -658,7 +620,7 @@ static int client_flush(lua_State *L)
         return 1;
     }
     sts_mqtt_watch_drain(c->m);
-    lua_getiuservalue(L, 1, 2);
+    lua_getiuservalue(L, 1, 1);
     if (lua_getfield(L, -1, "flushing") == LUA_TNIL) {
         lua_pop(L, 1);
         stsl_future_new(L);
@@ -696,7 +658,7 @@ static int client_stats(lua_State *L)
     lua_setfield(L, -2, "messages_out");
     lua_pushinteger(L, (lua_Integer)s->oversize_in);
     lua_setfield(L, -2, "oversize_in");
-    lua_pushinteger(L, (lua_Integer)c->unclaimed_dropped);
+    lua_pushinteger(L, (lua_Integer)s->unclaimed_dropped);
     lua_setfield(L, -2, "unclaimed_dropped");
     lua_pushinteger(L, (lua_Integer)s->unacked);
     lua_setfield(L, -2, "unacked");
@@ -720,7 +682,7 @@ void stsl_open_mqtt(lua_State *L)
         { "stats", client_stats }, { "flush", client_flush }, { NULL, NULL },
     };
     static const luaL_Reg meta[] = {
-        { "__gc", client_disconnect }, { "__close", client_disconnect },
+        { "__gc", client_gc }, { "__close", client_disconnect },
         { "__tostring", client_tostring }, { NULL, NULL },
     };
     stsl_new_class(L, CLIENT_MT, meta, methods);

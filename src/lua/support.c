@@ -2,6 +2,7 @@
 #include "lua/internal.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 
 int stsl_fail(lua_State *L, const char *fmt, ...)
 {
@@ -21,4 +22,37 @@ void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const 
     luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+}
+
+void stsl_anchor_init(struct stsl_anchor *a)
+{
+    a->ref = a->held = LUA_NOREF;
+}
+
+void stsl_anchor_set(lua_State *L, int idx, struct stsl_anchor *a)
+{
+    lua_pushvalue(L, idx);
+    a->ref = a->held = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int stsl_anchor_push(lua_State *L, const struct stsl_anchor *a)
+{
+    if (a->ref == LUA_NOREF) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->ref);
+    return 1;
+}
+
+static void drop_reference(struct sts_closing *c)
+{
+    struct stsl_anchor *a = (struct stsl_anchor *)((char *)c - offsetof(struct stsl_anchor, release));
+    int ref = a->held;
+    a->held = LUA_NOREF;
+    luaL_unref(stsl_main(), LUA_REGISTRYINDEX, ref); /* a may be collected from here on */
+}
+
+void stsl_anchor_release(struct stsl_anchor *a)
+{
+    if (a->ref == LUA_NOREF) return;
+    a->ref = LUA_NOREF;
+    sts_loop_close(sts_loop_default(), &a->release, drop_reference);
 }

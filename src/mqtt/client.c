@@ -1,6 +1,9 @@
 #include "mqtt/client.h"
+#include "mqtt/registry.h"
 #include "mqtt/resolve.h"
 #include "crypto/random.h"
+#include "util/backlog.h"
+#include "util/error.h"
 #include "util/hex.h"
 #include "util/log.h"
 
@@ -14,10 +17,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-struct subscription {
-    char *filter;
-    int qos;
-};
+/* Messages no subscriber takes are kept this long after a connect (a
+ * persistent session's backlog arrives right after CONNACK, before the script
+ * has subscribed again), each for as long again, at most MAX_UNCLAIMED. */
+#define CLAIM_WINDOW 10.0
+#define MAX_UNCLAIMED 10000
 
 struct sts_mqtt {
     struct sts_source src;        /* first: the loop hands us back this pointer */
@@ -31,6 +35,7 @@ struct sts_mqtt {
     int reconnect;
     size_t max_payload;
     int connected_once, attempted;
+    double connected_at;
 
     struct sts_resolve *resolving;/* the first attempt's name lookup, while it runs */
     int tls;                      /* certificates are checked against host: connect by name */
@@ -39,60 +44,133 @@ struct sts_mqtt {
     struct sts_timer retry;       /* the next reconnect attempt */
     double attempt_deadline;
 
-    struct subscription *subs;
-    size_t nsubs;
+    struct sts_registry registry; /* who wants which messages */
+    struct sts_backlog unclaimed; /* messages nobody wanted yet */
+    struct sts_timer claim;       /* hands them on, or drops them when too old */
 
     uint8_t *unacked_mids;        /* bitmap over the 16-bit message ids of QoS 1/2 publishes in flight */
 
     int watching_drain;           /* on_drained is owed once drained */
-    int busy;                     /* inside libmosquitto calls that run our callbacks */
-    int doomed;                   /* freed while busy: free when it unwinds */
+    int closing;                  /* closed: finalized in the loop's closing phase */
+    struct sts_closing finalizer;
     struct sts_mqtt_stats stats;
 };
 
 static int lib_ready;
 
-/* --- subscriptions we restore after a reconnect -------------------------- */
+/* --- broker subscriptions: one per filter, at the highest QoS wanted ------ */
 
-static struct subscription *find_sub(struct sts_mqtt *m, const char *filter)
+static void warn_rc(const struct sts_mqtt *m, const char *what, const char *filter, int rc)
 {
-    for (size_t i = 0; i < m->nsubs; i++)
-        if (strcmp(m->subs[i].filter, filter) == 0) return &m->subs[i];
-    return NULL;
+    if (rc != MOSQ_ERR_SUCCESS)
+        sts_warn("mqtt %s: %s '%s' failed: %s", m->client_id, what, filter, mosquitto_strerror(rc));
 }
 
-static int remember_sub(struct sts_mqtt *m, const char *filter, int qos)
+/* Tells the broker what the filter's subscribers now want: a SUBSCRIBE when
+ * the first comes or asks for more, an UNSUBSCRIBE when the last goes.
+ * Returns libmosquitto's code (success while disconnected: the connect
+ * restores every filter). */
+static int sync_filter(struct sts_mqtt *m, struct sts_filter *f)
 {
-    struct subscription *sub = find_sub(m, filter);
-    if (sub) {
-        sub->qos = qos;
-        return MOSQ_ERR_SUCCESS;
+    int wanted = sts_filter_wanted_qos(f), rc = MOSQ_ERR_SUCCESS;
+    if (wanted == f->asked_qos) return rc;
+    int was = f->asked_qos;
+    f->asked_qos = wanted;
+    if (m->state != STS_MQTT_CONNECTED) return rc;
+    if (wanted >= 0) rc = mosquitto_subscribe(m->mosq, NULL, f->text, wanted);
+    else if (was >= 0) rc = mosquitto_unsubscribe(m->mosq, NULL, f->text);
+    return rc;
+}
+
+static void resubscribe_filter(void *ctx, struct sts_filter *f)
+{
+    struct sts_mqtt *m = ctx;
+    if (f->asked_qos >= 0) warn_rc(m, "resubscribing to", f->text, mosquitto_subscribe(m->mosq, NULL, f->text, f->asked_qos));
+}
+
+/* --- messages nobody wanted yet ------------------------------------------- */
+
+/* A kept message: qos, retain, topic and NUL, then the payload; the MQTT 5
+ * properties ride along as the item's extra. */
+struct kept {
+    int qos, retain;
+    const char *topic;
+    const uint8_t *payload;
+    size_t len;
+};
+
+static struct kept unpack_kept(const struct sts_backlog_item *it)
+{
+    struct kept k = { .qos = it->data[0], .retain = it->data[1], .topic = (const char *)it->data + 2 };
+    size_t head = 2 + strlen(k.topic) + 1;
+    k.payload = it->data + head;
+    k.len = it->len - head;
+    return k;
+}
+
+static void free_properties(void *props)
+{
+    mosquitto_property *p = props;
+    mosquitto_property_free_all(&p);
+}
+
+static void drop_unclaimed(struct sts_mqtt *m, const char *topic, const char *why)
+{
+    m->stats.unclaimed_dropped++;
+    sts_warn("mqtt %s: dropped a message on '%s' that no handler took%s", m->client_id, topic, why);
+}
+
+static void keep_unclaimed(struct sts_mqtt *m, const struct sts_mqtt_message *msg)
+{
+    double now = sts_now();
+    if (now - m->connected_at > CLAIM_WINDOW) {
+        drop_unclaimed(m, msg->topic, "");
+        return;
     }
-    sub = realloc(m->subs, (m->nsubs + 1) * sizeof *sub);
-    if (!sub) return MOSQ_ERR_NOMEM;
-    m->subs = sub;
-    m->subs[m->nsubs].filter = strdup(filter);
-    if (!m->subs[m->nsubs].filter) return MOSQ_ERR_NOMEM;
-    m->subs[m->nsubs++].qos = qos;
-    return MOSQ_ERR_SUCCESS;
-}
-
-static void forget_sub(struct sts_mqtt *m, const char *filter)
-{
-    struct subscription *sub = find_sub(m, filter);
-    if (!sub) return;
-    free(sub->filter);
-    *sub = m->subs[--m->nsubs];
-}
-
-static void resubscribe(struct sts_mqtt *m)
-{
-    for (size_t i = 0; i < m->nsubs; i++) {
-        int rc = mosquitto_subscribe(m->mosq, NULL, m->subs[i].filter, m->subs[i].qos);
-        if (rc != MOSQ_ERR_SUCCESS)
-            sts_warn("mqtt %s: resubscribing to '%s' failed: %s", m->client_id,
-                     m->subs[i].filter, mosquitto_strerror(rc));
+    uint8_t head[2] = { (uint8_t)msg->qos, (uint8_t)(msg->retain != 0) };
+    size_t tlen = strlen(msg->topic) + 1;
+    uint8_t *topic_head = malloc(sizeof head + tlen);
+    mosquitto_property *props = NULL;
+    int rc = topic_head ? 0 : STS_ERR_NOMEM;
+    if (rc == 0 && msg->props && mosquitto_property_copy_all(&props, msg->props) != MOSQ_ERR_SUCCESS) rc = STS_ERR_NOMEM;
+    if (rc == 0) {
+        memcpy(topic_head, head, sizeof head);
+        memcpy(topic_head + sizeof head, msg->topic, tlen);
+        rc = sts_backlog_push(&m->unclaimed, now, topic_head, sizeof head + tlen, msg->payload, msg->len, props);
     }
+    free(topic_head);
+    if (rc != 0) {
+        free_properties(props);
+        drop_unclaimed(m, msg->topic, rc == STS_ERR_TOO_BIG ? " (backlog full)" : " (out of memory)");
+        return;
+    }
+    if (!sts_timer_active(&m->claim)) sts_timer_start(m->loop, &m->claim, CLAIM_WINDOW, 0);
+}
+
+/* Hands kept messages to the subscribers that now want them, from the loop
+ * (never inside the subscribe call); drops those kept too long. */
+static void on_claim(struct sts_timer *t, void *ud)
+{
+    struct sts_mqtt *m = ud;
+    double now = sts_now();
+    (void)t;
+    for (struct sts_backlog_item *it = sts_backlog_take(&m->unclaimed), *next; it; it = next) {
+        next = it->next;
+        struct kept k = unpack_kept(it);
+        if (!m->closing && sts_registry_wants(&m->registry, k.topic)) {
+            struct sts_mqtt_message msg = {
+                .topic = k.topic, .payload = k.payload, .len = k.len, .qos = k.qos, .retain = k.retain, .props = it->extra,
+            };
+            sts_registry_deliver(&m->registry, &msg, &m->closing);
+        } else if (!m->closing && now - it->at <= CLAIM_WINDOW) {
+            sts_backlog_requeue(&m->unclaimed, it);
+            continue;
+        } else if (!m->closing) {
+            drop_unclaimed(m, k.topic, " in time");
+        }
+        sts_backlog_item_free(&m->unclaimed, it);
+    }
+    if (m->unclaimed.head) sts_timer_start(m->loop, &m->claim, m->unclaimed.head->at + CLAIM_WINDOW - now, 0);
 }
 
 /* --- QoS 1/2 messages awaiting acknowledgement --------------------------- */
@@ -131,7 +209,7 @@ static void schedule_reconnect(struct sts_mqtt *m)
 static void connection_lost(struct sts_mqtt *m, int rc, const char *reason)
 {
     int was_connected = m->state == STS_MQTT_CONNECTED;
-    int retry = rc != MOSQ_ERR_SUCCESS && m->reconnect && m->connected_once && !m->doomed;
+    int retry = rc != MOSQ_ERR_SUCCESS && m->reconnect && m->connected_once && !m->closing;
 
     if (m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return;
     if (retry) schedule_reconnect(m);
@@ -195,19 +273,6 @@ static void on_retry(struct sts_timer *t, void *ud)
     begin_attempt(m, !m->attempted++);
 }
 
-static void destroy(struct sts_mqtt *m);
-
-/* Leaves a stretch in which libmosquitto may call us back; a free asked for
- * in there happens now. Returns 0 if m is gone. */
-static int unbusy(struct sts_mqtt *m)
-{
-    if (--m->busy == 0 && m->doomed) {
-        destroy(m);
-        return 0;
-    }
-    return 1;
-}
-
 static void on_tick(struct sts_timer *t, void *ud)
 {
     struct sts_mqtt *m = ud;
@@ -217,11 +282,7 @@ static void on_tick(struct sts_timer *t, void *ud)
         mosquitto_disconnect(m->mosq); /* its callback finds the loss already handled */
         return;
     }
-    if (m->state == STS_MQTT_CONNECTED) {
-        m->busy++;
-        mosquitto_loop_misc(m->mosq); /* PINGREQ and keepalive checks */
-        unbusy(m);
-    }
+    if (m->state == STS_MQTT_CONNECTED) mosquitto_loop_misc(m->mosq); /* PINGREQ and keepalive checks */
 }
 
 /* --- libmosquitto callbacks (run inside mosquitto_loop_* calls) ----------- */
@@ -242,8 +303,9 @@ static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags, cons
     m->connected_once = 1;
     m->backoff = m->reconnect_min;
     m->stats.connects++;
+    m->connected_at = sts_now();
     sts_debug("mqtt %s: connected to %s:%d", m->client_id, m->host, m->port);
-    resubscribe(m);
+    sts_registry_each(&m->registry, resubscribe_filter, m);
     if (m->handlers.on_connect) m->handlers.on_connect(m->handlers.ud, 0, flags & 1, NULL);
 }
 
@@ -260,6 +322,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 {
     struct sts_mqtt *m = ud;
     (void)mosq;
+    if (m->closing) return;
     if ((size_t)msg->payloadlen > m->max_payload) {
         m->stats.oversize_in++;
         sts_warn("mqtt %s: dropped a %d-byte message on '%s': over max_payload (%zu)",
@@ -271,7 +334,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
         .topic = msg->topic, .payload = msg->payload, .len = (size_t)msg->payloadlen,
         .qos = msg->qos, .retain = msg->retain, .props = props,
     };
-    if (m->handlers.on_message) m->handlers.on_message(m->handlers.ud, &out);
+    if (sts_registry_deliver(&m->registry, &out, &m->closing) == 0 && !m->closing) keep_unclaimed(m, &out);
 }
 
 static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason, const mosquitto_property *props)
@@ -297,7 +360,7 @@ void sts_mqtt_watch_drain(struct sts_mqtt *m)
 
 static void check_drained(struct sts_mqtt *m)
 {
-    if (m->watching_drain && !m->doomed && sts_mqtt_drained(m)) {
+    if (m->watching_drain && !m->closing && sts_mqtt_drained(m)) {
         m->watching_drain = 0;
         if (m->handlers.on_drained) m->handlers.on_drained(m->handlers.ud);
     }
@@ -309,7 +372,7 @@ static int source_prepare(struct sts_source *src, short *events)
 {
     struct sts_mqtt *m = (struct sts_mqtt *)src;
     int fd = mosquitto_socket(m->mosq);
-    if (fd < 0 || m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return -1;
+    if (fd < 0 || m->closing || m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return -1;
     *events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0);
     return fd;
 }
@@ -328,7 +391,7 @@ static void read_available(struct sts_mqtt *m)
         int pending = 0;
         if (mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS) return;
         int fd = mosquitto_socket(m->mosq);
-        if (fd < 0 || m->doomed || ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) return;
+        if (fd < 0 || m->closing || ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) return;
     }
 }
 
@@ -336,12 +399,11 @@ static void source_dispatch(struct sts_source *src, short revents)
 {
     struct sts_mqtt *m = (struct sts_mqtt *)src;
 
-    m->busy++;
+    if (m->closing) return;
     if (revents & (POLLIN | POLLHUP | POLLERR)) read_available(m);
-    if ((revents & POLLOUT) && !m->doomed && mosquitto_socket(m->mosq) >= 0)
+    if ((revents & POLLOUT) && !m->closing && mosquitto_socket(m->mosq) >= 0)
         mosquitto_loop_write(m->mosq, 1);
     check_drained(m);
-    unbusy(m);
 }
 
 /* --- public API ------------------------------------------------------------ */
@@ -427,6 +489,9 @@ struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_optio
     sts_timer_init(&m->tick, on_tick, m);
     sts_timer_init(&m->retry, on_retry, m);
     sts_timer_init(&m->resolve, on_resolve, m);
+    sts_timer_init(&m->claim, on_claim, m);
+    sts_registry_init(&m->registry);
+    sts_backlog_init(&m->unclaimed, MAX_UNCLAIMED, free_properties);
     m->tls = o->tls.enabled && !o->tls.insecure && !o->tls.psk;
     if (!m->host || !m->client_id) {
         snprintf(err, errlen, "out of memory");
@@ -457,29 +522,44 @@ fail:
     return NULL;
 }
 
-int sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos)
+struct sts_mqtt_sub *sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos,
+                                        sts_mqtt_message_fn fn, void *ud, int *rc)
 {
-    if (mosquitto_sub_topic_check(filter) != MOSQ_ERR_SUCCESS) return MOSQ_ERR_INVAL;
-    int rc = remember_sub(m, filter, qos);
-    if (rc != MOSQ_ERR_SUCCESS || m->state != STS_MQTT_CONNECTED) return rc;
-    return mosquitto_subscribe(m->mosq, NULL, filter, qos);
+    *rc = mosquitto_sub_topic_check(filter) == MOSQ_ERR_SUCCESS ? MOSQ_ERR_SUCCESS : MOSQ_ERR_INVAL;
+    if (*rc != MOSQ_ERR_SUCCESS || qos < 0 || qos > 2) {
+        *rc = MOSQ_ERR_INVAL;
+        return NULL;
+    }
+    struct sts_mqtt_sub *sub = sts_registry_add(&m->registry, filter, qos, fn, ud);
+    if (!sub) {
+        *rc = MOSQ_ERR_NOMEM;
+        return NULL;
+    }
+    *rc = sync_filter(m, sub->filter);
+    if (*rc != MOSQ_ERR_SUCCESS) {
+        sts_mqtt_unsubscribe(m, sub);
+        return NULL;
+    }
+    if (m->unclaimed.head) sts_timer_start(m->loop, &m->claim, 0, 0);
+    return sub;
 }
 
-int sts_mqtt_unsubscribe(struct sts_mqtt *m, const char *filter)
+void sts_mqtt_unsubscribe(struct sts_mqtt *m, struct sts_mqtt_sub *sub)
 {
-    forget_sub(m, filter);
-    if (m->state != STS_MQTT_CONNECTED) return MOSQ_ERR_SUCCESS;
-    return mosquitto_unsubscribe(m->mosq, NULL, filter);
+    if (m->closing) return; /* everything goes with the client */
+    struct sts_filter *f = sub->filter;
+    sts_registry_remove(sub);
+    warn_rc(m, "unsubscribing from", f->text, sync_filter(m, f));
+    sts_registry_collect(&m->registry, f);
 }
 
 int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload, size_t len,
                      int qos, int retain, const mosquitto_property *props)
 {
     if (len > m->max_payload) return MOSQ_ERR_PAYLOAD_SIZE;
-    if (m->state == STS_MQTT_CLOSED) return MOSQ_ERR_NO_CONN;
+    if (m->state == STS_MQTT_CLOSED || m->closing) return MOSQ_ERR_NO_CONN;
     if (m->state != STS_MQTT_CONNECTED && qos == 0) return MOSQ_ERR_NO_CONN;
     int mid = 0;
-    m->busy++; /* a QoS 0 publish can report itself sent before it returns */
     int rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos, retain != 0, props);
     /* QoS > 0 messages are already in libmosquitto's session store, which
      * resends them after the reconnect: not connected is not a failure. */
@@ -488,64 +568,55 @@ int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload,
         m->stats.messages_out++;
         if (qos > 0) rc = pending_mid_add(m, mid);
     }
-    unbusy(m);
     return rc;
 }
 
-void sts_mqtt_disconnect(struct sts_mqtt *m)
+/* Ends the connection: what is queued is written, then DISCONNECT. Runs
+ * outside every libmosquitto callback (from the closing phase), where
+ * writing cannot deadlock on libmosquitto's callback mutex. */
+static void say_goodbye(struct sts_mqtt *m)
 {
-    if (m->state == STS_MQTT_CLOSED) return;
-    sts_timer_stop(m->loop, &m->retry);
-    sts_timer_stop(m->loop, &m->resolve);
     sts_resolve_free(m->resolving);
     m->resolving = NULL;
-    m->reconnect = 0;
-    m->busy++;
     if (m->state == STS_MQTT_CONNECTED) {
-        /* Flush what is queued, then say goodbye. */
         mosquitto_loop_write(m->mosq, 1);
         mosquitto_disconnect(m->mosq);
         mosquitto_loop_write(m->mosq, 1);
     } else {
         mosquitto_disconnect(m->mosq);
     }
-    if (!unbusy(m)) return;
-    connection_lost(m, MOSQ_ERR_SUCCESS, "disconnected");
+    m->state = STS_MQTT_CLOSED;
 }
 
-static void destroy(struct sts_mqtt *m)
+static void finalize(struct sts_closing *c)
 {
+    struct sts_mqtt *m = (struct sts_mqtt *)((char *)c - offsetof(struct sts_mqtt, finalizer));
+    say_goodbye(m);
     sts_loop_remove_source(m->loop, &m->src);
-    sts_timer_stop(m->loop, &m->tick);
-    sts_timer_stop(m->loop, &m->retry);
-    sts_timer_stop(m->loop, &m->resolve);
-    sts_resolve_free(m->resolving);
     mosquitto_destroy(m->mosq);
-    for (size_t i = 0; i < m->nsubs; i++) free(m->subs[i].filter);
-    free(m->subs);
+    if (m->unclaimed.n)
+        sts_warn("mqtt %s: dropped %zu kept messages that no handler took", m->client_id, m->unclaimed.n);
+    sts_backlog_clear(&m->unclaimed);
+    sts_registry_free(&m->registry);
     free(m->unacked_mids);
     free(m->host);
     free(m->client_id);
     free(m);
 }
 
-void sts_mqtt_free(struct sts_mqtt *m)
+void sts_mqtt_close(struct sts_mqtt *m)
 {
-    if (!m || m->doomed) return;
-    m->handlers.on_connect = NULL;
-    m->handlers.on_disconnect = NULL;
-    m->handlers.on_message = NULL;
-    sts_mqtt_disconnect(m);
-    m->doomed = 1;
-    if (m->busy == 0) destroy(m);
+    if (!m || m->closing) return;
+    m->closing = 1;
+    m->reconnect = 0;
+    m->handlers = (struct sts_mqtt_handlers){ 0 };
+    sts_timer_stop(m->loop, &m->tick);
+    sts_timer_stop(m->loop, &m->retry);
+    sts_timer_stop(m->loop, &m->resolve);
+    sts_timer_stop(m->loop, &m->claim);
+    sts_loop_close(m->loop, &m->finalizer, finalize);
 }
 
-enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m) { return m->state; }
+enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m) { return m->closing ? STS_MQTT_CLOSED : m->state; }
 const char *sts_mqtt_client_id(const struct sts_mqtt *m) { return m->client_id; }
 const struct sts_mqtt_stats *sts_mqtt_stats(const struct sts_mqtt *m) { return &m->stats; }
-
-int sts_mqtt_topic_matches(const char *filter, const char *topic)
-{
-    bool result = false;
-    return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
-}

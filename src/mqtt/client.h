@@ -3,11 +3,17 @@
  * and bounded by a timeout, and a lost connection is re-established with
  * exponential backoff, restoring subscriptions.
  *
+ * Messages are routed in C: each subscriber (sts_mqtt_subscribe) is a
+ * callback on a filter, several may share one, and the broker is subscribed
+ * once per filter (see registry.h). A client closed from inside one of its
+ * callbacks is finalized after they return (the loop's closing phase).
+ *
  * Errors are libmosquitto's MOSQ_ERR_* codes (mosquitto_strerror). */
 #ifndef STS_MQTT_CLIENT_H
 #define STS_MQTT_CLIENT_H
 
 #include "loop/loop.h"
+#include "mqtt/registry.h"
 
 #include <mosquitto.h>
 #include <stddef.h>
@@ -55,7 +61,6 @@ struct sts_mqtt_handlers {
     /* The connection is gone: rc 0 when we asked for it. `reconnecting`
      * tells whether another attempt is scheduled. */
     void (*on_disconnect)(void *ud, int rc, int reconnecting, const char *reason);
-    void (*on_message)(void *ud, const struct sts_mqtt_message *msg);
     /* After sts_mqtt_watch_drain: everything published so far has been
      * written to the socket and, for QoS 1/2, acknowledged. Fires once. */
     void (*on_drained)(void *ud);
@@ -71,6 +76,7 @@ enum sts_mqtt_state {
 
 struct sts_mqtt_stats {
     unsigned long connects, disconnects, messages_in, messages_out, oversize_in;
+    unsigned long unclaimed_dropped; /* messages no subscriber took in time */
     unsigned long unacked;  /* QoS 1/2 messages published and not yet acknowledged */
 };
 
@@ -79,18 +85,26 @@ struct sts_mqtt_stats {
 struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_options *opts,
                               const struct sts_mqtt_handlers *handlers, char *err, size_t errlen);
 
-int sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos);
-int sts_mqtt_unsubscribe(struct sts_mqtt *m, const char *filter);
+/* Adds a subscriber: fn(ud, msg) runs for every message whose topic matches
+ * filter, from the loop. The broker is subscribed when the filter's first
+ * subscriber comes (at the highest QoS its subscribers ask for) and
+ * unsubscribed when the last goes. A message that arrives soon after a
+ * connect with no subscriber is kept a while for the first that comes.
+ * Returns NULL with *rc set on failure (MOSQ_ERR_INVAL: not a filter). */
+struct sts_mqtt_sub *sts_mqtt_subscribe(struct sts_mqtt *m, const char *filter, int qos,
+                                        sts_mqtt_message_fn fn, void *ud, int *rc);
+/* Removes a subscriber (from anywhere, its own callback included). */
+void sts_mqtt_unsubscribe(struct sts_mqtt *m, struct sts_mqtt_sub *sub);
 /* QoS 1 and 2 messages published while the connection is down are kept and
  * sent once it is back; QoS 0 ones are refused with MOSQ_ERR_NO_CONN. */
 int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload, size_t len,
                      int qos, int retain, const mosquitto_property *props);
 
-/* Ends the connection for good (DISCONNECT is sent if connected). */
-void sts_mqtt_disconnect(struct sts_mqtt *m);
-/* Disconnects and frees; safe from inside this client's handlers (the free
- * then happens when they return). */
-void sts_mqtt_free(struct sts_mqtt *m);
+/* Closes the client: no handler or subscriber is called again; what is
+ * queued is written, DISCONNECT is sent, and the memory freed, at once or,
+ * inside a callback, when the callbacks have returned. Subscribers go with
+ * it. */
+void sts_mqtt_close(struct sts_mqtt *m);
 
 /* Has everything published been written and acknowledged? */
 int sts_mqtt_drained(const struct sts_mqtt *m);
@@ -100,7 +114,5 @@ void sts_mqtt_watch_drain(struct sts_mqtt *m);
 enum sts_mqtt_state sts_mqtt_state(const struct sts_mqtt *m);
 const char *sts_mqtt_client_id(const struct sts_mqtt *m);
 const struct sts_mqtt_stats *sts_mqtt_stats(const struct sts_mqtt *m);
-/* Does `topic` match subscription `filter` (with + and #)? */
-int sts_mqtt_topic_matches(const char *filter, const char *topic);
 
 #endif
