@@ -3,6 +3,7 @@
 -- session, and what the broker sees meanwhile; then stops them all.
 local sts = require "sts"
 local test = require "sts.test"
+local keyfiles = require "sts.keyfiles"
 
 local readings = 3
 local broker = test.broker()
@@ -12,10 +13,8 @@ print(string.format("broker: mosquitto on 127.0.0.1:%d", broker.port))
 -- Identity keys for both ends; the gateway trusts the sensor's key, the
 -- sensor pins the gateway's.
 local function keypair(name)
-  local private, public = sts.keygen()
-  test.write_file(dir .. "/" .. name .. ".key", private, "600")
-  test.write_file(dir .. "/" .. name .. ".pub", public)
-  return public
+  assert(keyfiles.write_pair(dir .. "/" .. name))
+  return test.read_file(dir .. "/" .. name .. ".pub")
 end
 keypair("gateway")
 test.write_file(dir .. "/sensors.trust", keypair("sensor"))

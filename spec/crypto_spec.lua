@@ -1,6 +1,6 @@
 -- The low-level cryptography of the sts module: sts.random, sts.hkdf,
 -- sts.encrypt / sts.decrypt, and identity keys (sts.keygen, sts.public_key,
--- sts.fingerprint), checked against published vectors and against other
+-- sts.fingerprint, sts.key and its files), checked against published vectors and against other
 -- implementations (openssl, Python's cryptography) where they are installed.
 local sts = require "sts"
 local test = require "sts.test"
@@ -247,16 +247,17 @@ describe("identity keys", function()
       sts.public_key(key_text("private", "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")))
   end)
 
-  it("keygen gives a private and a public key text that belong together", function()
+  it("keygen gives an sts.key and the public key text that belongs to it", function()
     local seen = {}
     for _ = 1, 50 do
-      local private, public = sts.keygen()
-      assert.matches("^sts%-key v1 x25519%-private\n%x+\n$", private)
+      local key, public = sts.keygen()
+      assert.equal("sts.key", getmetatable(key).__name)
       assert.matches("^sts%-key v1 x25519%-public\n%x+\n$", public)
-      assert.equal(64, #private:match("\n(%x+)"))
-      assert.equal(public, sts.public_key(private))
-      assert.is_nil(seen[private])
-      seen[private] = true
+      assert.equal(public, key:public())
+      assert.equal(public, sts.public_key(key))
+      assert.equal(sts.fingerprint(public), key:fingerprint())
+      assert.is_nil(seen[public])
+      seen[public] = true
     end
   end)
 
@@ -275,8 +276,9 @@ describe("identity keys", function()
   end)
 
   it("refuse private keys where public ones belong, and what is not a key", function()
-    local private = sts.keygen()
+    local private = key_text("private", string.rep("11", 32))
     assert.has_error(function() sts.fingerprint(private) end, "fingerprint: a private key where a public key belongs")
+    assert.has_error(function() sts.fingerprint(sts.keygen()) end, "fingerprint: a private key where a public key belongs")
     local fp, err = sts.fingerprint(key_text("public", "00"))
     assert.is_nil(fp)
     assert.equal("fingerprint: not a valid key text", err)
@@ -287,5 +289,153 @@ describe("identity keys", function()
     pub, err = sts.public_key(key_text("private", string.rep("g", 64)))
     assert.is_nil(pub)
     assert.equal("public_key: not a valid key text", err)
+  end)
+end)
+
+describe("sts.key", function()
+  local dir
+  before_each(function() dir = test.tmpdir() end)
+  after_each(function() test.cleanup() end)
+
+  local function mode(path)
+    local p = io.popen("stat -c %a " .. test.quote(path))
+    local m = p:read("l")
+    p:close()
+    return m
+  end
+
+  local function is_link(path)
+    return os.execute("test -L " .. test.quote(path)) == true
+  end
+
+  it("saves the private key as a new file of mode 0600 that loads back", function()
+    local key, public = sts.keygen()
+    local path = dir .. "/me.key"
+    assert.is_true(key:save(path))
+    assert.equal("600", mode(path))
+    assert.matches("^sts%-key v1 x25519%-private\n%x+\n$", test.read_file(path))
+    assert.equal(public, sts.public_key(path))
+    local loaded = assert(sts.load_key(path))
+    assert.equal(public, loaded:public())
+    assert.equal(public, assert(sts.load_key(test.read_file(path))):public())
+    -- Loose modes are refused, as for every private key file.
+    os.execute("chmod 644 " .. test.quote(path))
+    local none, err = sts.load_key(path)
+    assert.is_nil(none)
+    assert.matches("^load_key: .*me%.key: private key is accessible by others %(mode 644%)", err)
+    none, err = sts.load_key(dir .. "/missing.key")
+    assert.is_nil(none)
+    assert.matches("No such file", err)
+  end)
+
+  it("does not overwrite an existing file unless forced", function()
+    local key = sts.keygen()
+    local path = dir .. "/taken.key"
+    test.write_file(path, "precious\n")
+    local ok, err = key:save(path)
+    assert.is_nil(ok)
+    assert.equal(path .. ": File exists", err)
+    assert.equal("precious\n", test.read_file(path))
+    assert.is_true(key:save(path, { force = true }))
+    assert.equal("600", mode(path))
+    assert.equal(key:public(), sts.public_key(path))
+    assert.has_error(function() key:save(path, { forse = true }) end, "key:save: unknown option 'forse'")
+  end)
+
+  it("never follows a symbolic link", function()
+    local key = sts.keygen()
+    local target, link = dir .. "/target", dir .. "/link.key"
+    test.write_file(target, "not yours\n")
+    assert(os.execute("ln -s " .. test.quote(target) .. " " .. test.quote(link)))
+    assert.is_nil(key:save(link))
+    assert.equal("not yours\n", test.read_file(target))
+    -- Forced, the link itself is replaced; its target is left alone.
+    assert.is_true(key:save(link, { force = true }))
+    assert.is_false(is_link(link))
+    assert.equal("600", mode(link))
+    assert.equal("not yours\n", test.read_file(target))
+    -- A dangling link does not create its target either.
+    os.remove(target)
+    assert(os.execute("ln -sf " .. test.quote(target) .. " " .. test.quote(dir .. "/dangling.key")))
+    assert.is_nil(key:save(dir .. "/dangling.key"))
+    assert.is_nil(test.read_file(target))
+  end)
+
+  it("shows its fingerprint, never its secret", function()
+    local key, public = sts.keygen()
+    assert(key:save(dir .. "/k.key"))
+    local secret = test.read_file(dir .. "/k.key"):match("\n(%x+)")
+    assert.equal("sts.key (" .. sts.fingerprint(public) .. ")", tostring(key))
+    for _, shown in ipairs({ tostring(key), key:public(), key:fingerprint() }) do
+      assert.is_nil(shown:find(secret, 1, true))
+    end
+  end)
+
+  it("refuses use once closed, with a clear error", function()
+    local key = sts.keygen()
+    key:close()
+    key:close() -- closing twice is harmless
+    assert.equal("sts.key (closed)", tostring(key))
+    for _, use in ipairs({ key.public, key.fingerprint, function(k) return k:save(dir .. "/x.key") end }) do
+      assert.has_error(function() use(key) end, "attempt to use a closed key")
+    end
+    assert.has_error(function() sts.public_key(key) end, "public_key: attempt to use a closed key")
+    assert.is_nil(test.read_file(dir .. "/x.key"))
+    local scoped
+    do
+      local k <close> = sts.keygen()
+      scoped = k
+    end
+    assert.equal("sts.key (closed)", tostring(scoped))
+  end)
+
+  it("writes public key files from C: new files, never from a private key", function()
+    local key, public = sts.keygen()
+    local path = dir .. "/me.pub"
+    assert.is_true(sts.write_public_key(path, public))
+    assert.equal(public, test.read_file(path))
+    assert.equal(key:fingerprint(), sts.fingerprint(path))
+    local ok, err = sts.write_public_key(path, public)
+    assert.is_nil(ok)
+    assert.equal(path .. ": File exists", err)
+    assert.is_true(sts.write_public_key(path, public, { force = true }))
+    assert.has_error(function() sts.write_public_key(dir .. "/p.pub", key) end,
+      "write_public_key: a private key where a public key belongs")
+    ok, err = sts.write_public_key(dir .. "/p.pub", "sts-key v1 x25519-public\nzz\n")
+    assert.is_nil(ok)
+    assert.equal("write_public_key: not a valid key text", err)
+  end)
+
+  it("serves as a session identity", function()
+    local broker = test.broker()
+    local gateway, gateway_pub = sts.keygen()
+    local sensor, sensor_pub = sts.keygen()
+    local a, b = assert(sts.connect(broker:options())), assert(sts.connect(broker:options()))
+    local responder = sts.future()
+    sts.task(function()
+      responder:set(sts.handshake(b, { role = "responder", pub = "key/down", sub = "key/up",
+        identity = gateway, peer = sensor_pub, timeout = 5 }))
+    end)
+    local s = assert(sts.handshake(a, { role = "initiator", pub = "key/up", sub = "key/down",
+      identity = sensor, peer = gateway_pub, timeout = 5 }))
+    local r = assert(responder:wait(5))
+    assert.equal(gateway:fingerprint(), s.peer)
+    assert.equal(sensor:fingerprint(), r.peer)
+    -- The session keeps its own copy: closing the key does not end it.
+    sensor:close()
+    local got
+    r:on("message", function(text) got = text end)
+    assert(s:send("by key"))
+    assert.is_true(test.wait_until(function() return got == "by key" end, 5))
+    assert.has_error(function()
+      sts.handshake(a, { role = "initiator", pub = "key/up", sub = "key/down", identity = sensor, peer = gateway_pub })
+    end, "identity: attempt to use a closed key")
+    local closed
+    r:on("close", function() closed = true end)
+    s:close()
+    assert.is_true(test.wait_until(function() return closed end, 5))
+    a:disconnect()
+    b:disconnect()
+    broker:stop()
   end)
 end)

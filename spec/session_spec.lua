@@ -8,6 +8,7 @@
 -- rejection counters can be read directly.
 local sts = require "sts"
 local test = require "sts.test"
+local keyfiles = require "sts.keyfiles"
 
 local PEER = "spec/peers/session_peer.lua"
 
@@ -24,12 +25,10 @@ end
 
 -- A key pair written as NAME.key (0600) and NAME.pub in dir.
 local function identity(dir, name)
-  local private, public = sts.keygen()
-  local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub", public = public }
-  test.write_file(id.key, private, "600")
-  test.write_file(id.pub, public)
-  id.hex = public:match("\n(%x+)")
-  id.fingerprint = sts.fingerprint(public)
+  local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
+  id.fingerprint = assert(keyfiles.write_pair(dir .. "/" .. name))
+  id.public = test.read_file(id.pub)
+  id.hex = id.public:match("\n(%x+)")
   return id
 end
 

@@ -321,10 +321,7 @@ describe("the shell", function()
   describe("with the native STS protocol", function()
     --- Makes NAME.key and NAME.pub in dir; returns the public key's fingerprint.
     local function keypair(name)
-      local private, public = sts.keygen()
-      test.write_file(dir .. "/" .. name .. ".key", private, "600")
-      test.write_file(dir .. "/" .. name .. ".pub", public)
-      return sts.fingerprint(public)
+      return assert(require("sts.keyfiles").write_pair(dir .. "/" .. name))
     end
 
     local function native_configs(tag, master_key, slave_key, slave_pins)

@@ -10,37 +10,24 @@ local function exists(path)
   return f ~= nil
 end
 
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function write(path, text)
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write(text)
-  f:close()
-  return true
-end
-
---- Makes a key pair and writes NAME.key (private, mode 0600: the file is
--- made empty and private before the secret goes in) and NAME.pub. Existing
--- files are kept unless `force`. Returns the public key's fingerprint, or
--- nil and a message.
+--- Makes a key pair and writes NAME.key (private, mode 0600) and NAME.pub,
+-- each as a new file from C, so the secret never becomes a Lua string.
+-- Existing files are kept unless `force`. Returns the public key's
+-- fingerprint, or nil and a message.
 function keyfiles.write_pair(name, force)
-  local key, pub = name .. ".key", name .. ".pub"
+  local keypath, pubpath = name .. ".key", name .. ".pub"
+  -- Checked first, so that neither file is written when either exists.
   if not force then
-    for _, path in ipairs({ key, pub }) do
+    for _, path in ipairs({ keypath, pubpath }) do
       if exists(path) then return nil, path .. " exists" end
     end
   end
-  local private, public = sts.keygen()
-  if not os.execute("umask 077 && : > " .. sh_quote(key) .. " && chmod 600 " .. sh_quote(key)) then
-    return nil, "cannot create " .. key
-  end
-  local ok, err = write(key, private)
-  if ok then ok, err = write(pub, public) end
+  local key <close>, public = sts.keygen()
+  local opts = { force = force }
+  local ok, err = key:save(keypath, opts)
+  if ok then ok, err = sts.write_public_key(pubpath, public, opts) end
   if not ok then return nil, err end
-  return sts.fingerprint(public)
+  return key:fingerprint()
 end
 
 return keyfiles

@@ -432,8 +432,7 @@ command("fingerprint", "", "show this side's and the peer's key fingerprints (na
   say("peer:      %s", s.session and (s.session.peer or "not authenticated") or "no session yet")
 end)
 
---- Writes a new file readable by its owner only: made empty with mode
--- 0600 before the secret goes in.
+--- The private key goes from C to a new file of mode 0600 (sts.keyfiles).
 command("keygen", "NAME", "make a key pair: NAME.key (private, mode 0600) and NAME.pub", function(_, name)
   if name == "" then fail("keygen needs a name, e.g. keygen keys/me") end
   local fingerprint, err = keyfiles.write_pair(name)

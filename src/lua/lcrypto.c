@@ -1,6 +1,6 @@
 /* Low-level cryptography for scripts: sts.random, sts.hkdf, sts.encrypt and
  * sts.decrypt (ChaCha20-Poly1305 with a random nonce), and identity keys:
- * sts.keygen, sts.fingerprint. */
+ * sts.fingerprint, sts.public_key and reading keys (sts.key is in lkey.c). */
 #include "lua/internal.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
@@ -90,25 +90,16 @@ static int l_decrypt(lua_State *L)
     return 1;
 }
 
-/* sts.keygen() -> private, public (key-file texts) */
-static int l_keygen(lua_State *L)
-{
-    uint8_t priv[32], pub[32];
-    char text[STS_KEY_TEXT_MAX];
-    if (sts_x25519_keypair(priv, pub) != 0) return luaL_error(L, "key generation failed");
-    sts_key_format(text, priv, STS_KEY_PRIVATE);
-    lua_pushstring(L, text);
-    sts_key_format(text, pub, STS_KEY_PUBLIC);
-    lua_pushstring(L, text);
-    mbedtls_platform_zeroize(priv, sizeof priv);
-    mbedtls_platform_zeroize(text, sizeof text);
-    return 2;
-}
-
 int stsl_check_key(lua_State *L, int idx, uint8_t key[32], enum sts_key_kind kind, const char *what)
 {
     size_t len;
     char err[512];
+    const uint8_t *held = stsl_test_key(L, idx, what);
+    if (held) {
+        if (kind == STS_KEY_PUBLIC) return luaL_error(L, "%s: a private key where a public key belongs", what);
+        memcpy(key, held, 32);
+        return 1;
+    }
     const char *s = luaL_checklstring(L, idx, &len);
     const char *head = kind == STS_KEY_PRIVATE ? STS_KEY_PRIVATE_HEADER : STS_KEY_PUBLIC_HEADER;
     /* A key text is taken as it is; anything else names a file. */
@@ -153,7 +144,7 @@ void stsl_open_crypto(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         { "random", l_random }, { "hkdf", l_hkdf }, { "encrypt", l_encrypt }, { "decrypt", l_decrypt },
-        { "keygen", l_keygen }, { "fingerprint", l_fingerprint }, { "public_key", l_public_key },
+        { "fingerprint", l_fingerprint }, { "public_key", l_public_key },
         { NULL, NULL },
     };
     luaL_setfuncs(L, functions, 0);

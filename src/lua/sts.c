@@ -13,6 +13,7 @@ int luaopen_sts(lua_State *L)
     stsl_open_loop(L);
     stsl_open_mqtt(L);
     stsl_open_crypto(L);
+    stsl_open_key(L);
     stsl_open_session(L);
     stsl_open_noise(L);
     stsl_open_config(L);
