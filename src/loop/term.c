@@ -21,6 +21,7 @@ static struct reader {
     int editing;         /* libedit owns the terminal */
     int between_lines;   /* an edited line is done; the next prompt is not drawn yet */
     int skipping;        /* dropping the rest of an overlong line */
+    unsigned starts;     /* tells a reader from one started again by fn */
     size_t len;
     char buf[STS_TERM_MAX_LINE];
 } reader;
@@ -120,20 +121,28 @@ static void read_edited(short revents)
 
 /* --- a pipe or a file: plain reads ---------------------------------------------- */
 
+/* False once fn has stopped the reader, even if it started it again: the
+ * new reader has a buffer of its own. */
+static int still_reading(unsigned starts)
+{
+    return sts_term_reading() && reader.starts == starts;
+}
+
 /* Hands every complete line in the buffer to fn and keeps the rest. */
 static void split_lines(void)
 {
+    unsigned starts = reader.starts;
     size_t start = 0;
     char *nl;
 
-    while (sts_term_reading() && (nl = memchr(reader.buf + start, '\n', reader.len - start))) {
+    while (still_reading(starts) && (nl = memchr(reader.buf + start, '\n', reader.len - start))) {
         size_t end = (size_t)(nl - reader.buf), n = end - start;
         if (n > 0 && reader.buf[end - 1] == '\r') n--;
         if (!reader.skipping) deliver(reader.buf + start, n);
         reader.skipping = 0;
         start = end + 1;
     }
-    if (!sts_term_reading()) return;
+    if (!still_reading(starts)) return;
     reader.len -= start;
     memmove(reader.buf, reader.buf + start, reader.len);
     if (reader.len == sizeof reader.buf) {
@@ -145,6 +154,7 @@ static void split_lines(void)
 
 static void read_plain(void)
 {
+    unsigned starts = reader.starts;
     ssize_t n = read(STDIN_FILENO, reader.buf + reader.len, sizeof reader.buf - reader.len);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -156,9 +166,10 @@ static void read_plain(void)
     }
     /* End of input: a last line without a newline still counts. */
     if (reader.len > 0 && !reader.skipping) deliver(reader.buf, reader.len);
+    if (!still_reading(starts)) return; /* a new reader finds the EOF itself */
     reader.len = 0;
     reader.skipping = 0;
-    if (sts_term_reading()) deliver_eof();
+    deliver_eof();
 }
 
 /* --- the loop source ------------------------------------------------------------ */
@@ -183,6 +194,7 @@ int sts_term_start(struct sts_loop *loop, sts_term_line_fn fn, void *ud)
     reader.loop = loop;
     reader.fn = fn;
     reader.ud = ud;
+    reader.starts++;
     reader.len = 0;
     reader.skipping = 0;
     reader.editing = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);

@@ -1,5 +1,6 @@
 /* The stdin reader on a pipe: lines split at \n (and \r\n), a last line
- * without one, an overlong line dropped, EOF once. */
+ * without one, an overlong line dropped, EOF once, a reader stopped and
+ * started again from its own callback. */
 #include "loop/term.h"
 #include "util/unit.h"
 
@@ -7,7 +8,7 @@
 #include <unistd.h>
 
 static char lines[8][32];
-static int nlines, eofs;
+static int nlines, eofs, restart_after;
 
 static void on_line(const char *line, size_t len, int edited, void *ud)
 {
@@ -20,6 +21,10 @@ static void on_line(const char *line, size_t len, int edited, void *ud)
     CHECK(len < sizeof lines[0] && nlines < 8);
     memcpy(lines[nlines], line, len);
     lines[nlines++][len] = '\0';
+    if (nlines == restart_after) {
+        sts_term_stop();
+        CHECK(sts_term_start(sts_loop_default(), on_line, ud) == 0);
+    }
 }
 
 /* Makes text stdin, as a pipe closed after it. */
@@ -57,6 +62,14 @@ int main(void)
     CHECK(nlines == 5);
     CHECK(strcmp(lines[0], "one") == 0 && strcmp(lines[1], "") == 0 && strcmp(lines[2], "two") == 0);
     CHECK(strcmp(lines[3], "three") == 0 && strcmp(lines[4], "last") == 0);
+
+    /* A stop drops what was read and not yet delivered; the new reader
+     * reads on from there. */
+    nlines = eofs = 0;
+    restart_after = 1;
+    feed("one\ntwo\n", 8);
+    read_all();
+    CHECK(nlines == 1 && strcmp(lines[0], "one") == 0);
 
     sts_term_stop(); /* stopped already: nothing */
     CHECK(!sts_term_reading());
