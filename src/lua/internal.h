@@ -95,7 +95,8 @@ void stsl_anchor_release(struct stsl_anchor *a);
 int stsl_fail(lua_State *L, const char *fmt, ...);
 
 /* Registers metatable `name` with the metamethods `meta` and, as __index, a
- * table of `methods`. */
+ * table of `methods`. If meta has an __index function, it serves what is not
+ * a method: property(self, key). */
 void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
 #endif

@@ -14,12 +14,32 @@ int stsl_fail(lua_State *L, const char *fmt, ...)
     return 2;
 }
 
+/* __index of a class with properties: a method, else property(self, key). */
+static int index_method_or_property(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
 void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
 {
     luaL_newmetatable(L, name);
     luaL_setfuncs(L, meta, 0);
+    int properties = lua_getfield(L, -1, "__index") == LUA_TFUNCTION;
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
+    if (properties) {
+        lua_insert(L, -2);
+        lua_pushcclosure(L, index_method_or_property, 2);
+    } else {
+        lua_remove(L, -2);
+    }
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }

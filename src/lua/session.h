@@ -1,0 +1,76 @@
+/* What the session binding files share: lsession_options.c (the options of
+ * sts.handshake and sts.listen), lsession.c (the session object and
+ * sts.handshake) and llisten.c (sts.listen, one responder for many peers).
+ * Private to src/lua. */
+#ifndef STS_LUA_SESSION_H
+#define STS_LUA_SESSION_H
+
+#include "lua/internal.h"
+#include "crypto/keyfile.h"
+#include "crypto/sizes.h"
+#include "loop/loop.h"
+#include "mqtt/client.h"
+#include "proto/session.h"
+#include "util/backlog.h"
+
+#define SESSION_MT "sts.session"
+#define LISTENER_MT "sts.listener"
+#define TRUST_MT "sts.trust"
+
+/* The settings a session is made with. */
+struct policy {
+    struct sts_session_config cfg;
+    uint8_t identity[STS_X25519_LEN], identity_pub[STS_X25519_LEN], peer[STS_X25519_LEN];
+    int qos;
+    double wait;                /* responder: how long to wait for an initiator */
+};
+
+struct llistener;
+
+struct lsession {
+    struct sts_session *s;      /* NULL once finalized */
+    struct lclient *client;
+    const struct sts_trust *trust;
+    struct llistener *listener; /* the listener that made it, or NULL */
+    struct sts_mqtt_sub *sub;   /* where its frames come from */
+    char *topic_in, *topic_out;
+    int qos;
+    struct sts_timer timer;     /* the engine's next deadline */
+    struct sts_timer wait;      /* a responder's sts.handshake gives up */
+    struct sts_timer replay;    /* hands kept messages to a new message handler */
+    struct sts_backlog kept;    /* messages that came before a message handler */
+    struct stsl_anchor anchor;
+    int established;            /* ESTABLISHED was reported once */
+    int closing;                /* stsl_session_close has begun */
+    int quiet;                  /* closing from a finalizer: no script code runs */
+    double give_up;             /* a listener's session not established by then is dropped */
+    uint64_t rejections;
+};
+
+/* --- options (lsession_options.c) --- */
+extern const char *const stsl_session_options[];
+/* Reads the options table at idx into p and pushes the trust list (a TRUST_MT
+ * userdata, or nil). Returns 1, or 0 with an error message pushed for a key
+ * or trust file that cannot be used (an expected failure). */
+int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder);
+const char *stsl_required_topic(lua_State *L, int idx, const char *key);
+enum sts_role stsl_parse_role(lua_State *L, const char *role);
+void stsl_open_trust(lua_State *L);
+
+/* --- sessions (lsession.c) --- */
+struct lsession *stsl_check_session(lua_State *L, int idx);
+/* Pushes a new session publishing through the client at `client`, trusting
+ * the list at `trust` (nil: none). p's identity is wiped. Returns it, or
+ * NULL with an error message pushed. */
+struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct policy *p,
+                                  enum sts_role role, const char *topic_in, const char *topic_out);
+/* A frame for the session, as it came from the broker. */
+void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg);
+void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *reason);
+
+/* --- listeners (llisten.c), told by their sessions --- */
+void stsl_listener_established(lua_State *L, int session, struct lsession *ls);
+void stsl_listener_forget(lua_State *L, int session, struct lsession *ls);
+void stsl_open_listener(lua_State *L);
+
+#endif
