@@ -77,6 +77,7 @@ struct sts_session {
     struct topic out, in;
     struct keyset cur;
     struct attempt *hs;
+    int failure; /* the sts_error behind the last STS_REASON_INTERNAL */
     double established_at, last_resync;
     struct sts_session_stats stats;
 };
@@ -107,6 +108,19 @@ static int is_initiator(const struct sts_session *s)
 static int same_key(const uint8_t a[STS_X25519_LEN], const uint8_t b[STS_X25519_LEN])
 {
     return mbedtls_ct_memcmp(a, b, STS_X25519_LEN) == 0;
+}
+
+/* Our own failure (memory, the random generator, a primitive), which must
+ * not count as the input's: its code is kept for sts_session_receive. */
+static int is_internal(int err)
+{
+    return err == STS_ERR_NOMEM || err == STS_ERR_RNG || err == STS_ERR_CRYPTO;
+}
+
+static enum sts_reason internal(struct sts_session *s, int err)
+{
+    s->failure = err;
+    return STS_REASON_INTERNAL;
 }
 
 /* ---- key sets ---------------------------------------------------------- */
@@ -198,9 +212,10 @@ static enum sts_reason slot_open(struct sts_session *s, const struct rx_slot *sl
     if (sts_replay_check(&slot->window, f->counter))
         return STS_REASON_REPLAY;
     memcpy(s->in.ad, frame, STS_FRAME_SEALED_HEADER_LEN);
-    if (sts_noise_decrypt_at(&slot->key, f->counter, s->in.ad,
-                             STS_FRAME_SEALED_HEADER_LEN + s->in.len, f->body, f->body_len, pt))
-        return STS_REASON_AUTH;
+    int err = sts_noise_decrypt_at(&slot->key, f->counter, s->in.ad,
+                                   STS_FRAME_SEALED_HEADER_LEN + s->in.len, f->body, f->body_len, pt);
+    if (err)
+        return is_internal(err) ? internal(s, err) : STS_REASON_AUTH;
     return STS_REASON_NONE;
 }
 
@@ -216,8 +231,9 @@ static enum sts_reason open_ahead(struct sts_session *s, struct keyset *ks, doub
 
     for (uint32_t e = ks->rx.epoch; e < epoch && !r; e++) {
         before = next.key;
-        if (sts_noise_rekey(&next.key))
-            r = STS_REASON_AUTH;
+        int err = sts_noise_rekey(&next.key);
+        if (err)
+            r = internal(s, err);
     }
     if (!r)
         r = slot_open(s, &next, f, frame, pt);
@@ -256,6 +272,8 @@ static enum sts_reason keyset_open(struct sts_session *s, struct keyset *ks, dou
             sts_replay_mark(&slot->window, f->counter);
             return STS_REASON_NONE;
         }
+        if (ri == STS_REASON_INTERNAL) /* no other key's verdict may stand for it */
+            return ri;
         if (r != STS_REASON_REPLAY)
             r = ri;
     }
@@ -267,7 +285,7 @@ static enum sts_reason keyset_open(struct sts_session *s, struct keyset *ks, dou
             sts_replay_mark(&ks->rx.window, f->counter);
             return STS_REASON_NONE;
         }
-        if (r == STS_REASON_STALE_EPOCH)
+        if (r == STS_REASON_STALE_EPOCH || ri == STS_REASON_INTERNAL)
             r = ri;
     }
     return r;
@@ -336,8 +354,12 @@ static int peer_acceptable(struct sts_session *s, const uint8_t pub[STS_X25519_L
 
 /* ---- handshake attempts ------------------------------------------------ */
 
-static enum sts_reason noise_reason(int err)
+/* Why a handshake message could not be read or answered: the peer's
+ * message, unless the failure was ours. */
+static enum sts_reason noise_reason(struct sts_session *s, int err)
 {
+    if (is_internal(err))
+        return internal(s, err);
     switch (err) {
     case STS_ERR_AUTH:
     case STS_ERR_KEY: return STS_REASON_AUTH;
@@ -416,19 +438,24 @@ static int attempt_rebuild(struct sts_session *s, struct attempt *a)
     return err ? err : attempt_write(a, STS_FRAME_INITACK);
 }
 
-static struct attempt *attempt_new(struct sts_session *s, double now, uint8_t suite)
+static int attempt_new(struct attempt **out, struct sts_session *s, double now, uint8_t suite)
 {
     struct attempt *a = calloc(1, sizeof *a);
+    *out = NULL;
     if (!a)
-        return NULL;
+        return STS_ERR_NOMEM;
     a->suite = suite;
     a->expires = now + s->cfg.handshake_timeout;
     /* Random bytes make an X25519 private key (clamped when used). */
-    if (sts_random(a->e, sizeof a->e) || attempt_open_noise(s, a)) {
+    int err = sts_random(a->e, sizeof a->e);
+    if (!err)
+        err = attempt_open_noise(s, a);
+    if (err) {
         attempt_free(a);
-        return NULL;
+        return err;
     }
-    return a;
+    *out = a;
+    return 0;
 }
 
 /* Sends a->out and schedules its retransmission. */
@@ -557,25 +584,24 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     if (r)
         return r;
 
-    struct attempt *a = attempt_new(s, now, f->suite);
-    if (!a)
-        return STS_REASON_MALFORMED;
-    int err = attempt_read(a, f);
+    struct attempt *a;
+    int err = attempt_new(&a, s, now, f->suite);
+    if (err)
+        return internal(s, err);
+    err = attempt_read(a, f);
     const uint8_t *peer = err ? NULL : sts_noise_hs_remote_static(a->noise);
     if (err)
-        r = noise_reason(err);
+        r = noise_reason(s, err);
     else if (peer && !peer_acceptable(s, peer))
         r = STS_REASON_UNTRUSTED;
-    else if (attempt_write(a, STS_FRAME_INITACK))
-        r = STS_REASON_MALFORMED;
+    else if ((err = attempt_write(a, STS_FRAME_INITACK)) != 0)
+        r = noise_reason(s, err); /* where a low-order e shows (KEY) */
+    int two_messages = !r && sts_noise_hs_action(a->noise) == STS_NOISE_SPLIT;
+    if (two_messages && (err = attempt_split(a, &a->pending)) != 0)
+        r = internal(s, err);
     if (r) {
         attempt_free(a);
         return r;
-    }
-    int two_messages = sts_noise_hs_action(a->noise) == STS_NOISE_SPLIT;
-    if (two_messages && attempt_split(a, &a->pending)) {
-        attempt_free(a);
-        return STS_REASON_MALFORMED;
     }
     attempt_take_in(a, frame, len);
     drop_attempt(s);
@@ -589,13 +615,13 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     return STS_REASON_NONE;
 }
 
-/* The attempt cannot go on (only a failing primitive gets here). */
+/* The attempt cannot go on (only our own failure gets here). */
 static void attempt_abort(struct sts_session *s)
 {
     drop_attempt(s);
     if (is_initiator(s) && !s->cur.live) {
         s->ended = STS_STATE_FAILED;
-        report_reason(s, STS_EVENT_FAILED, STS_REASON_MALFORMED);
+        report_reason(s, STS_EVENT_FAILED, STS_REASON_INTERNAL);
     }
 }
 
@@ -608,12 +634,13 @@ static enum sts_reason refuse_message(struct sts_session *s, struct attempt *a, 
     return r;
 }
 
-/* After a successful read nothing should fail; if a primitive does, the
- * transcript cannot be rebuilt (our ephemeral key may be gone). */
-static enum sts_reason internal_failure(struct sts_session *s)
+/* After a successful read nothing but our own failure can stop the
+ * attempt, and the transcript cannot be rebuilt (our ephemeral key may be
+ * gone). */
+static enum sts_reason internal_failure(struct sts_session *s, int err)
 {
     attempt_abort(s);
-    return STS_REASON_MALFORMED;
+    return internal(s, err);
 }
 
 /* Reads message 2 (initiator) or 3 (XX responder) and checks the identity
@@ -623,7 +650,7 @@ static enum sts_reason read_and_check(struct sts_session *s, struct attempt *a,
 {
     int err = attempt_read(a, f);
     if (err)
-        return refuse_message(s, a, noise_reason(err));
+        return refuse_message(s, a, noise_reason(s, err));
     const uint8_t *peer = sts_noise_hs_remote_static(a->noise);
     /* IK's responder key is the pinned pre-message key: Noise checked it. */
     if (peer && !(is_initiator(s) && a->suite >> 4 == STS_PATTERN_IK) && !peer_acceptable(s, peer))
@@ -646,14 +673,16 @@ static enum sts_reason on_reply(struct sts_session *s, double now, const struct 
     if (r)
         return r;
     attempt_take_in(a, frame, len);
+    int err;
     if (sts_noise_hs_action(a->noise) == STS_NOISE_WRITE) { /* XX initiator: message 3 */
-        if (attempt_write(a, STS_FRAME_AUTHREQ) || attempt_split(a, &a->pending))
-            return internal_failure(s);
+        if ((err = attempt_write(a, STS_FRAME_AUTHREQ)) != 0 ||
+            (err = attempt_split(a, &a->pending)) != 0)
+            return internal_failure(s, err);
         attempt_await_confirm(s, a, now);
         return STS_REASON_NONE;
     }
-    if (attempt_split(a, &a->pending) || attempt_finish(s, a, now))
-        return internal_failure(s);
+    if ((err = attempt_split(a, &a->pending)) != 0 || (err = attempt_finish(s, a, now)) != 0)
+        return internal_failure(s, err);
     return STS_REASON_NONE;
 }
 
@@ -693,29 +722,44 @@ static int confirmed_by_peer(struct sts_session *s, struct keyset *ks, double no
     return 0;
 }
 
-static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
-                                 const uint8_t *frame)
+/* Opens an ENC or KILL frame into pt with the current or the pending keys,
+ * setting *opened to the key set that took it. */
+static enum sts_reason sealed_open(struct sts_session *s, double now, const struct sts_frame *f,
+                                   const uint8_t *frame, uint8_t *pt, struct keyset **opened)
 {
     struct keyset *ks[2] = { s->cur.live ? &s->cur : NULL,
                              s->hs && s->hs->pending.live ? &s->hs->pending : NULL };
-    size_t len = f->body_len - STS_FRAME_TAG_LEN;
     enum sts_reason r = STS_REASON_STATE;
+
+    for (int i = 0; i < 2; i++) {
+        if (!ks[i])
+            continue;
+        enum sts_reason ri = keyset_open(s, ks[i], now, f, frame, pt);
+        if (!ri) {
+            *opened = ks[i];
+            return STS_REASON_NONE;
+        }
+        if (ri == STS_REASON_INTERNAL)
+            return ri;
+        if (r == STS_REASON_STATE || ri == STS_REASON_REPLAY)
+            r = ri;
+    }
+    maybe_resync(s, now);
+    return r;
+}
+
+static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
+                                 const uint8_t *frame)
+{
+    size_t len = f->body_len - STS_FRAME_TAG_LEN;
     struct keyset *opened = NULL;
 
     uint8_t *pt = malloc(len + 1);
     if (!pt)
-        return STS_REASON_TOO_BIG;
-    for (int i = 0; i < 2 && !opened; i++) {
-        if (!ks[i])
-            continue;
-        enum sts_reason ri = keyset_open(s, ks[i], now, f, frame, pt);
-        if (!ri)
-            opened = ks[i];
-        else if (r == STS_REASON_STATE || ri == STS_REASON_REPLAY)
-            r = ri;
-    }
-    if (!opened) {
-        maybe_resync(s, now);
+        return internal(s, STS_ERR_NOMEM);
+    enum sts_reason r = sealed_open(s, now, f, frame, pt, &opened);
+    if (r) {
+        mbedtls_platform_zeroize(pt, len); /* a primitive that failed midway */
         free(pt);
         return r;
     }
@@ -744,7 +788,8 @@ static enum sts_reason on_resync(struct sts_session *s, double now)
         now - s->established_at < s->cfg.handshake_timeout)
         return STS_REASON_STATE;
     s->stats.resyncs_received++;
-    return sts_session_start(s, now) ? STS_REASON_STATE : STS_REASON_NONE;
+    int err = sts_session_start(s, now); /* its preconditions were checked above */
+    return err ? internal(s, err) : STS_REASON_NONE;
 }
 
 static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t *frame, size_t len)
@@ -809,8 +854,9 @@ static void cur_tick(struct sts_session *s, double now)
         report_reason(s, STS_EVENT_FAILED, STS_REASON_TIMEOUT);
         return;
     }
+    /* A failure leaves the epoch due: the next send tries again and reports it. */
     if (tx_epoch_due(s, ks, now))
-        tx_next_epoch(s, ks);
+        (void)tx_next_epoch(s, ks);
     expire_prev(ks, now);
 }
 
@@ -936,10 +982,11 @@ int sts_session_start(struct sts_session *s, double now)
     if (!is_initiator(s) || handshake_in_flight(s))
         return STS_ERR_STATE;
     drop_attempt(s);
-    struct attempt *a = attempt_new(s, now, sts_frame_suite_byte(s->cfg.pattern, s->cfg.suite));
-    if (!a)
-        return STS_ERR_CRYPTO;
-    int err = attempt_write(a, STS_FRAME_INITREQ);
+    struct attempt *a;
+    int err = attempt_new(&a, s, now, sts_frame_suite_byte(s->cfg.pattern, s->cfg.suite));
+    if (err)
+        return err;
+    err = attempt_write(a, STS_FRAME_INITREQ);
     if (err) {
         attempt_free(a);
         return err;
@@ -957,9 +1004,10 @@ int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame,
     enum sts_reason r = dispatch(s, now, frame, len);
     if (!r)
         return 0;
+    int err = r == STS_REASON_INTERNAL ? s->failure : sts_reason_error(r);
     s->stats.rejected[r]++;
     report_reason(s, STS_EVENT_REJECTED, r);
-    return sts_reason_error(r);
+    return err;
 }
 
 int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_t len)

@@ -107,13 +107,17 @@ int sts_session_new(struct sts_session **out, const struct sts_session_config *c
 
 /* Initiator: sends INITREQ. On an established session this starts a
  * re-handshake (fresh DH); the current keys serve until it completes.
- * STS_ERR_STATE for a responder or while a handshake is in flight. */
+ * STS_ERR_STATE for a responder or while a handshake is in flight;
+ * STS_ERR_NOMEM, STS_ERR_RNG or STS_ERR_CRYPTO when we fail ourselves. */
 int sts_session_start(struct sts_session *s, double now);
 
 /* Takes one frame received on topic_in. Returns 0 when it was accepted
  * (including a duplicate handshake message answered from the cache), else
  * the negative sts_error of the reason, which is counted and reported as
- * STS_EVENT_REJECTED. No input ends a session except an authentic KILL. */
+ * STS_EVENT_REJECTED. For STS_REASON_INTERNAL (the frame was dropped
+ * because we failed, not because of its content) that is the failure's own
+ * code: STS_ERR_NOMEM, STS_ERR_RNG or STS_ERR_CRYPTO. No input ends a
+ * session except an authentic KILL. */
 int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame, size_t len);
 
 /* Encrypts and emits one message (an empty one is a keepalive: the peer does

@@ -22,6 +22,7 @@ static const struct {
     [STS_REASON_SUITE] = { "suite", STS_ERR_UNSUPPORTED },
     [STS_REASON_STALE_EPOCH] = { "stale_epoch", STS_ERR_EXPIRED },
     [STS_REASON_TIMEOUT] = { "timeout", STS_ERR_EXPIRED },
+    [STS_REASON_INTERNAL] = { "internal", STS_ERR_CRYPTO },
 };
 
 const char *sts_reason_name(enum sts_reason r)

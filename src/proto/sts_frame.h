@@ -51,6 +51,9 @@ enum sts_reason {
     STS_REASON_SUITE,       /* pattern or cipher suite refused */
     STS_REASON_STALE_EPOCH, /* key epoch too old (wiped) or too far ahead */
     STS_REASON_TIMEOUT,     /* a handshake did not complete in time */
+    STS_REASON_INTERNAL,    /* not the input's fault: memory, the random generator or a
+                               primitive failed here (sts_reason_error says STS_ERR_CRYPTO;
+                               a session returns the failure's own code) */
     STS_REASON_COUNT
 };
 

@@ -478,6 +478,7 @@ static void test_mutations(void)
         total += rejected(&r, k);
     CHECK(total == f.len + f.len * 8 + 20);
     CHECK(r.rejected == (int)total);
+    CHECK(rejected(&r, STS_REASON_INTERNAL) == 0); /* the peer's input is never our failure */
 
     CHECK(deliver(&r, f) == 0 && r.messages == 1);
     CHECK(sts_session_state(r.s) == STS_STATE_ESTABLISHED);
@@ -1060,6 +1061,22 @@ static void test_memory(void)
     unpair(&i, &r);
 }
 
+/* An INITREQ whose ephemeral key is a low-order point: Noise refuses the DH
+ * when answering, and that is the peer's bad message (auth), not a failure
+ * of ours nor a layout error. */
+static void test_low_order_initreq(void)
+{
+    struct peer r;
+    peer_default(&r, STS_ROLE_RESPONDER, r_priv, i_pub);
+    uint8_t initreq[3 + 32] = { STS_FRAME_VERSION, STS_FRAME_INITREQ,
+                                (uint8_t)(STS_PATTERN_XX << 4 | STS_SUITE_CHACHAPOLY_SHA256) };
+    CHECK(sts_session_receive(r.s, now, initreq, sizeof initreq) == STS_ERR_AUTH);
+    CHECK(rejected(&r, STS_REASON_AUTH) == 1 && strcmp(r.reason, "auth") == 0);
+    CHECK(rejected(&r, STS_REASON_MALFORMED) == 0 && rejected(&r, STS_REASON_INTERNAL) == 0);
+    CHECK(r.nq == 0 && sts_session_state(r.s) == STS_STATE_IDLE);
+    peer_close(&r);
+}
+
 int main(void)
 {
     if (sts_x25519_keypair(i_priv, i_pub) || sts_x25519_keypair(r_priv, r_pub) ||
@@ -1087,5 +1104,6 @@ int main(void)
     test_limits_and_echo();
     test_topics_bound();
     test_memory();
+    test_low_order_initreq();
     return unit_done();
 }

@@ -146,6 +146,16 @@ static void test_reason_names(void)
     CHECK(strcmp(sts_reason_name(STS_REASON_COUNT), "unknown") == 0);
     CHECK(sts_reason_error(STS_REASON_AUTH) == STS_ERR_AUTH);
     CHECK(sts_reason_error(STS_REASON_NONE) == 0);
+    CHECK(strcmp(sts_reason_name(STS_REASON_INTERNAL), "internal") == 0);
+    /* Every reason has a name of its own and a failure code (stats and
+     * events are keyed by the name). */
+    for (int r = 1; r < STS_REASON_COUNT; r++) {
+        const char *name = sts_reason_name((enum sts_reason)r);
+        CHECK(name && strcmp(name, "unknown") != 0);
+        CHECK(sts_reason_error((enum sts_reason)r) < 0);
+        for (int q = 0; q < r; q++)
+            CHECK(strcmp(name, sts_reason_name((enum sts_reason)q)) != 0);
+    }
 }
 
 int main(void)
