@@ -69,6 +69,13 @@ struct topic {
     size_t len;
 };
 
+/* A buffer the session keeps so that a message needs no allocation of its
+ * own: it grows to the largest use so far, at most a frame. */
+struct scratch {
+    uint8_t *p;
+    size_t cap;
+};
+
 struct sts_session {
     struct sts_session_config cfg; /* defaults filled; pointers to caller memory cleared */
     uint8_t static_priv[STS_X25519_LEN], static_pub[STS_X25519_LEN], pinned[STS_X25519_LEN];
@@ -77,6 +84,9 @@ struct sts_session {
     struct topic out, in;
     struct keyset cur;
     struct attempt *hs;
+    /* Separate, because a message handler may send while it reads: rx holds
+     * the plaintext being delivered (wiped after), tx the frame being sent. */
+    struct scratch rx, tx;
     int failure; /* the sts_error behind the last STS_REASON_INTERNAL */
     double established_at, last_resync;
     struct sts_session_stats stats;
@@ -121,6 +131,33 @@ static enum sts_reason internal(struct sts_session *s, int err)
 {
     s->failure = err;
     return STS_REASON_INTERNAL;
+}
+
+static void scratch_free(struct scratch *b)
+{
+    if (b->p)
+        mbedtls_platform_zeroize(b->p, b->cap);
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+/* Room for len bytes (len <= max). The size at least doubles when it grows,
+ * so a session reaches its largest message in a few steps; the old buffer
+ * is wiped rather than realloc'd, which could leave a copy behind. */
+static int scratch_reserve(struct scratch *b, size_t len, size_t max)
+{
+    if (len <= b->cap)
+        return 0;
+    size_t cap = 2 * b->cap > len ? 2 * b->cap : len;
+    cap = cap < max ? cap : max;
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return STS_ERR_NOMEM;
+    scratch_free(b);
+    b->p = p;
+    b->cap = cap;
+    return 0;
 }
 
 /* ---- key sets ---------------------------------------------------------- */
@@ -748,19 +785,21 @@ static enum sts_reason sealed_open(struct sts_session *s, double now, const stru
     return r;
 }
 
+/* The plaintext goes to the session's rx buffer, wiped once delivered. */
 static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
                                  const uint8_t *frame)
 {
     size_t len = f->body_len - STS_FRAME_TAG_LEN;
     struct keyset *opened = NULL;
 
-    uint8_t *pt = malloc(len + 1);
-    if (!pt)
-        return internal(s, STS_ERR_NOMEM);
+    /* + 1: an empty message still gets a buffer. */
+    int err = scratch_reserve(&s->rx, len + 1, s->cfg.max_frame);
+    if (err)
+        return internal(s, err);
+    uint8_t *pt = s->rx.p;
     enum sts_reason r = sealed_open(s, now, f, frame, pt, &opened);
     if (r) {
         mbedtls_platform_zeroize(pt, len); /* a primitive that failed midway */
-        free(pt);
         return r;
     }
     int replaced = confirmed_by_peer(s, opened, now);
@@ -775,7 +814,6 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
     else if (len > 0)
         report(s, STS_EVENT_MESSAGE, pt, len);
     mbedtls_platform_zeroize(pt, len);
-    free(pt);
     return STS_REASON_NONE;
 }
 
@@ -1016,17 +1054,15 @@ int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_
         return STS_ERR_STATE;
     if (len > s->cfg.max_frame - STS_FRAME_OVERHEAD)
         return STS_ERR_TOO_BIG;
-    uint8_t *frame = malloc(len + STS_FRAME_OVERHEAD);
     size_t flen;
-    if (!frame)
-        return STS_ERR_NOMEM;
-    int err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, frame, &flen);
-    if (!err) {
-        s->stats.messages_out++;
-        emit(s, frame, flen);
-    }
-    free(frame);
-    return err;
+    int err = scratch_reserve(&s->tx, len + STS_FRAME_OVERHEAD, s->cfg.max_frame);
+    if (!err)
+        err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, s->tx.p, &flen);
+    if (err)
+        return err;
+    s->stats.messages_out++;
+    emit(s, s->tx.p, flen);
+    return 0;
 }
 
 double sts_session_tick(struct sts_session *s, double now)
@@ -1098,7 +1134,8 @@ int sts_session_authenticated(const struct sts_session *s)
 
 size_t sts_session_memory(const struct sts_session *s)
 {
-    size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len;
+    size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len +
+               s->rx.cap + s->tx.cap;
     return s->hs ? n + sizeof *s->hs : n;
 }
 
@@ -1109,6 +1146,8 @@ void sts_session_free(struct sts_session *s)
     drop_attempt(s);
     free(s->out.ad);
     free(s->in.ad);
+    scratch_free(&s->rx);
+    scratch_free(&s->tx);
     mbedtls_platform_zeroize(s, sizeof *s);
     free(s);
 }

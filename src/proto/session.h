@@ -122,7 +122,9 @@ int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame,
 
 /* Encrypts and emits one message (an empty one is a keepalive: the peer does
  * not deliver it). STS_ERR_STATE without transport keys, STS_ERR_TOO_BIG over
- * the frame limit, STS_ERR_EXPIRED when the counter space is used up. */
+ * the frame limit, STS_ERR_EXPIRED when the counter space is used up,
+ * STS_ERR_NOMEM when the session's frame buffer cannot grow to this size
+ * (it is kept: messages up to the largest sent so far allocate nothing). */
 int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_t len);
 
 /* Retransmissions, timeouts, time-based rekey and key expiry due by now.
@@ -145,8 +147,8 @@ int sts_session_peer_static(const struct sts_session *s, uint8_t out[STS_X25519_
  * peer (XX, IK), 0 for NN or without keys. */
 int sts_session_authenticated(const struct sts_session *s);
 
-/* Bytes this session occupies: the struct plus its heap (topics, any
- * handshake in flight). */
+/* Bytes this session occupies: the struct plus its heap (topics, the
+ * message buffers, any handshake in flight). */
 size_t sts_session_memory(const struct sts_session *s);
 
 /* Wipes every secret and frees s (NULL is fine). */
