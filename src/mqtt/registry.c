@@ -166,13 +166,19 @@ void sts_registry_collect(struct sts_registry *r, struct sts_filter *f)
     sweep_list(r, f->wildcard ? &r->wildcards : bucket(r, f->text), !f->wildcard);
 }
 
+/* Subscribers added by a callback come after `last`: the message predates
+ * them, so they wait for the next one. */
 static size_t deliver_to(struct sts_filter *f, const struct sts_mqtt_message *msg, const int *stop)
 {
     size_t n = 0;
+    struct sts_mqtt_sub *last = f->subs;
+    while (last && last->next) last = last->next;
     for (struct sts_mqtt_sub *s = f->subs; s && !*stop; s = s->next) {
-        if (!s->fn) continue;
-        s->fn(s->ud, msg);
-        n++;
+        if (s->fn) {
+            s->fn(s->ud, msg);
+            n++;
+        }
+        if (s == last) break;
     }
     return n;
 }
