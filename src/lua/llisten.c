@@ -77,7 +77,7 @@ static void add_session(lua_State *L, struct llistener *li, const char *topic)
         stsl_session_close(L, -1, ls, "out of memory");
     } else {
         ls->listener = li;
-        ls->give_up = sts_now() + 2 * p.cfg.handshake_timeout;
+        ls->give_up = sts_now() + 2 * li->policy.cfg.handshake_timeout;
         lua_pushvalue(L, listener);
         lua_getiuservalue(L, -2, 1);
         lua_insert(L, -2);
