@@ -297,12 +297,7 @@ describe("sts.key", function()
   before_each(function() dir = test.tmpdir() end)
   after_each(function() test.cleanup() end)
 
-  local function mode(path)
-    local p = io.popen("stat -c %a " .. test.quote(path))
-    local m = p:read("l")
-    p:close()
-    return m
-  end
+  local mode = test.file_mode
 
   local function is_link(path)
     return os.execute("test -L " .. test.quote(path)) == true

@@ -967,12 +967,7 @@ describe("identity files", function()
     test.cleanup()
   end)
 
-  local function mode(path)
-    local p = io.popen("stat -c %a " .. test.quote(path))
-    local m = p:read("l")
-    p:close()
-    return m
-  end
+  local mode = test.file_mode
 
   it("refuses a private key file that group or others can read, as ssh does", function()
     local id = identity(dir, "loose")

@@ -46,6 +46,14 @@ test.write_file = write_file
 
 --- A fresh temporary directory, removed by test.cleanup().
 local made_dirs = {}
+--- A file's permission bits in octal, as a string ("600").
+function test.file_mode(path)
+  local p = io.popen("stat -c %a " .. test.quote(path))
+  local m = p:read("l")
+  p:close()
+  return m
+end
+
 function test.tmpdir()
   local p = io.popen("mktemp -d -t sts-test.XXXXXX")
   local dir = p:read("l")
