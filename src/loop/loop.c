@@ -160,16 +160,6 @@ static void fire_due_timers(struct sts_loop *loop)
 
 /* --- the closing phase ----------------------------------------------------- */
 
-void sts_loop_enter(struct sts_loop *loop)
-{
-    loop->depth++;
-}
-
-void sts_loop_leave(struct sts_loop *loop)
-{
-    loop->depth--;
-}
-
 int sts_loop_dispatching(const struct sts_loop *loop)
 {
     return loop->depth > 0;
@@ -178,13 +168,11 @@ int sts_loop_dispatching(const struct sts_loop *loop)
 void sts_loop_close(struct sts_loop *loop, struct sts_closing *c, sts_close_fn fn)
 {
     c->fn = fn;
-    if (loop->depth == 0) {
-        fn(c);
-        return;
-    }
     c->next = NULL;
     *loop->closing_tail = c;
     loop->closing_tail = &c->next;
+    /* Outside every callback: now, with whatever the finalizer closes in turn. */
+    if (loop->depth == 0) sts_loop_run_closing(loop);
 }
 
 void sts_loop_run_closing(struct sts_loop *loop)
@@ -264,10 +252,6 @@ int sts_loop_once(struct sts_loop *loop, double max_wait)
     loop->depth++;
     dispatch_ready(loop, ready);
     fire_due_timers(loop);
-    for (struct sts_source *s = loop->sources, *next; s; s = next) {
-        next = s->next;
-        if (s->idle) s->idle(s);
-    }
     loop->depth--;
     sts_loop_run_closing(loop);
     return STS_LOOP_RAN;

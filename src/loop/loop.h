@@ -23,8 +23,6 @@ struct sts_source {
     int (*prepare)(struct sts_source *src, short *events);
     /* Called with the poll revents for the fd prepare returned. */
     void (*dispatch)(struct sts_source *src, short revents);
-    /* Called once per loop iteration after I/O and timers, if set. */
-    void (*idle)(struct sts_source *src);
     struct sts_source *next, *prev; /* owned by the loop */
 };
 
@@ -74,17 +72,13 @@ enum sts_loop_result {
 };
 
 /* Runs one iteration: waits at most `max_wait` seconds (< 0: until the next
- * timer or I/O) for I/O, dispatches it, fires due timers, runs idle hooks,
- * then the closing phase. Returns STS_LOOP_RAN, STS_LOOP_EMPTY (only when
+ * timer or I/O) for I/O, dispatches it, fires due timers, then runs the
+ * closing phase. Returns STS_LOOP_RAN, STS_LOOP_EMPTY (only when
  * max_wait < 0), or STS_ERR_IO when poll() failed (errno says why). */
 int sts_loop_once(struct sts_loop *loop, double max_wait);
 
-/* Brackets code that may call back into handlers (the loop's dispatch does
- * it; so does the MQTT layer around libmosquitto calls made from a script). */
-void sts_loop_enter(struct sts_loop *loop);
-void sts_loop_leave(struct sts_loop *loop);
-/* True between enter and leave: code that would nest a loop checks it to
- * refuse, and sts_loop_close defers. */
+/* True while the loop dispatches (callbacks may be on the stack): code that
+ * would nest a loop checks it to refuse, and sts_loop_close defers. */
 int sts_loop_dispatching(const struct sts_loop *loop);
 
 /* Finalizes an object: fn(c) runs now when no callback can be on the stack,
