@@ -216,10 +216,12 @@ describe("message routing and object lifetime", function()
       local n = 0
       local function once() n = n + 1; ac:unsubscribe("unsub/t", once) end
       assert(ac:subscribe("unsub/t", once))
+      local marker = false
+      assert(ac:subscribe("unsub/marker", function() marker = true end))
       assert(ac:publish("unsub/t", "a", { qos = 1 }))
       assert(ac:publish("unsub/t", "b", { qos = 1 }))
-      assert(ac:flush(5))
-      sts.sleep(0.2)
+      assert(ac:publish("unsub/marker", "after b", { qos = 1 })) -- arrives after b
+      assert.truthy(test.wait_until(function() return marker end))
       assert.equal(1, n)
       ac:disconnect()
       bc:disconnect()
