@@ -119,9 +119,9 @@ static void ad_free(struct ad *a)
 }
 
 /* Seal or open body with the frame's nonce and associated data. */
-static int crypt(int seal, enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
-                 const uint8_t header[STS_GROUP_HEADER_LEN], const char *topic, const uint8_t *in,
-                 size_t inlen, uint8_t *out)
+static int frame_aead(int seal, enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
+                      const uint8_t header[STS_GROUP_HEADER_LEN], const char *topic, const uint8_t *in,
+                      size_t inlen, uint8_t *out)
 {
     uint8_t nonce[STS_AEAD_NONCE_LEN];
     struct ad ad;
@@ -148,7 +148,7 @@ int sts_group_frame_seal(enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
     if (ptlen > STS_GROUP_PAYLOAD_MAX || cap < ptlen + overhead_of(h->type))
         return STS_ERR_TOO_BIG;
     put_header(out, h);
-    err = crypt(1, alg, key, out, topic, pt, ptlen, out + STS_GROUP_HEADER_LEN);
+    err = frame_aead(1, alg, key, out, topic, pt, ptlen, out + STS_GROUP_HEADER_LEN);
     if (err)
         return err;
     *outlen = ptlen + overhead_of(h->type);
@@ -186,7 +186,7 @@ int sts_group_frame_open(enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
                          const uint8_t *frame, const char *topic, const uint8_t *body,
                          size_t bodylen, uint8_t *out)
 {
-    return crypt(0, alg, key, frame, topic, body, bodylen, out);
+    return frame_aead(0, alg, key, frame, topic, body, bodylen, out);
 }
 
 /* --- the keyring ---------------------------------------------------------------- */
