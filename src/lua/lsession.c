@@ -97,7 +97,7 @@ static void emit_frame(void *ctx, const uint8_t *frame, size_t len)
 static int trust_check(void *ctx, const uint8_t pub[STS_X25519_LEN])
 {
     const struct lsession *ls = ctx;
-    return ls->trust && sts_trust_contains(ls->trust, pub);
+    return ls->trust_any || (ls->trust && sts_trust_contains(ls->trust, pub));
 }
 
 /* The pending sts.handshake gets its answer: the session, or nil and why. */
@@ -128,6 +128,10 @@ static void keep_message(struct lsession *ls, const uint8_t *data, size_t len)
 
 static void deliver_message(lua_State *L, int session, struct lsession *ls, const uint8_t *data, size_t len)
 {
+    if (ls->tap.message) {
+        ls->tap.message(ls->tap.ud, ls, data, len);
+        return;
+    }
     if (!push_handler(L, session, ls, "message")) {
         /* No handler yet (the peer spoke first, before the script set one). */
         if (!ls->quiet) keep_message(ls, data, len);
@@ -143,6 +147,8 @@ static void deliver_message(lua_State *L, int session, struct lsession *ls, cons
 static void on_established(lua_State *L, int session, struct lsession *ls, const uint8_t *peer, size_t len)
 {
     char fp[STS_FINGERPRINT_LEN + 1];
+    ls->has_peer_key = len == STS_X25519_LEN;
+    if (ls->has_peer_key) memcpy(ls->peer_key, peer, STS_X25519_LEN);
     if (len == STS_X25519_LEN && sts_key_fingerprint(fp, peer) == 0) lua_pushstring(L, fp);
     else lua_pushnil(L);
     set_uv(L, session, "peer");
@@ -151,6 +157,8 @@ static void on_established(lua_State *L, int session, struct lsession *ls, const
         sts_info("session %s: established%s", ls->topic_in, sts_session_authenticated(ls->s) ? "" : " (unauthenticated)");
         settle(L, session, 1, "established");
         if (ls->listener) stsl_listener_established(L, session, ls);
+    } else if (ls->tap.rekeyed) {
+        ls->tap.rekeyed(ls->tap.ud, ls);
     } else if (push_handler(L, session, ls, "established")) {
         get_uv(L, session, "peer");
         stsl_pcall(L, 1, 0, "session established handler");
@@ -176,6 +184,8 @@ static void on_ended(lua_State *L, int session, struct lsession *ls, enum sts_se
     if (!ls->established) {
         settle(L, session, 0, why);
         if (!ls->listener) stsl_session_close(L, session, ls, "handshake failed");
+    } else if (ls->tap.ended) {
+        ls->tap.ended(ls->tap.ud, ls, why, 0);
     } else if (push_handler(L, session, ls, "close")) {
         lua_pushvalue(L, -2);
         stsl_pcall(L, 1, 0, "session close handler");
@@ -264,6 +274,7 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
     ls->qos = p->qos;
     ls->client = stsl_check_client(L, client);
     ls->trust = lua_isnil(L, trust) ? NULL : lua_touserdata(L, trust);
+    ls->trust_any = p->trust_any;
     sts_timer_init(&ls->timer, on_timer, ls);
     sts_timer_init(&ls->replay, replay_kept, ls);
     sts_backlog_init(&ls->kept, MAX_KEPT, NULL);
@@ -334,6 +345,8 @@ static int session_client_closed(lua_State *L)
     ls->quiet = lua_toboolean(L, 2);
     if (!ls->established) {
         settle(L, 1, 0, "client closed");
+    } else if (ls->tap.ended) {
+        ls->tap.ended(ls->tap.ud, ls, "client closed", ls->quiet);
     } else if (push_handler(L, 1, ls, "close")) {
         lua_pushliteral(L, "client closed");
         stsl_pcall(L, 1, 0, "session close handler");
@@ -409,19 +422,32 @@ static int l_handshake(lua_State *L)
 
 /* --- session methods ------------------------------------------------------------------ */
 
+int stsl_session_write(struct lsession *ls, const uint8_t *data, size_t len)
+{
+    if (!is_open(ls)) return STS_ERR_STATE;
+    /* At QoS 0 a frame published while disconnected is lost: say so now, as
+     * client:publish does, rather than spend a counter on it. */
+    struct sts_mqtt *m = stsl_client_mqtt(ls->client);
+    if (!m || (ls->qos == 0 && sts_mqtt_state(m) != STS_MQTT_CONNECTED)) return STS_ERR_IO;
+    int rc = sts_session_send(ls->s, sts_now(), data, len);
+    rearm(ls);
+    return rc;
+}
+
+void stsl_session_tap(struct lsession *ls, const struct stsl_session_tap *tap)
+{
+    if (tap) ls->tap = *tap;
+    else memset(&ls->tap, 0, sizeof ls->tap);
+}
+
 static int session_send(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
     size_t len;
     const char *payload = luaL_checklstring(L, 2, &len);
     if (!is_open(ls)) return stsl_fail(L, "the session is closed");
-    /* At QoS 0 a frame published while disconnected is lost: say so now, as
-     * client:publish does, rather than spend a counter on it. */
-    struct sts_mqtt *m = stsl_client_mqtt(ls->client);
-    if (!m || (ls->qos == 0 && sts_mqtt_state(m) != STS_MQTT_CONNECTED))
-        return stsl_fail(L, "send: the client is not connected");
-    int rc = sts_session_send(ls->s, sts_now(), (const uint8_t *)payload, len);
-    rearm(ls);
+    int rc = stsl_session_write(ls, (const uint8_t *)payload, len);
+    if (rc == STS_ERR_IO) return stsl_fail(L, "send: the client is not connected");
     if (rc == STS_ERR_STATE) return stsl_fail(L, "the session is not established");
     if (rc != 0) return stsl_fail(L, "send: %s", sts_strerror(rc));
     lua_pushboolean(L, 1);
@@ -531,6 +557,7 @@ static int session_gc(lua_State *L)
     sts_backlog_clear(&ls->kept);
     sts_session_free(ls->s);
     ls->s = NULL;
+    mbedtls_platform_zeroize(ls->peer_key, sizeof ls->peer_key);
     free(ls->topic_in);
     free(ls->topic_out);
     ls->topic_in = ls->topic_out = NULL;

@@ -123,7 +123,7 @@ int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder)
         mbedtls_platform_zeroize(p->identity, sizeof p->identity);
         luaL_error(L, "an authenticated session needs option 'peer' (a pinned public key) or 'trust' (a file of accepted keys)");
     }
-    if (!trust) {
+    if (!trust || (p->trust_any = strcmp(trust, "any") == 0)) {
         lua_pushnil(L);
         return 1;
     }

@@ -23,14 +23,31 @@ struct policy {
     uint8_t identity[STS_X25519_LEN], identity_pub[STS_X25519_LEN], peer[STS_X25519_LEN];
     int qos;
     double wait;                /* responder: how long to wait for an initiator */
+    int trust_any;              /* trust = "any": every authenticated key (the caller authorizes) */
 };
 
 struct llistener;
+struct lsession;
+
+/* A consumer of a session in C (a group member, the key server): it takes
+ * the session's messages instead of the script, and hears when a
+ * re-handshake replaces the keys and when the session ends. When `quiet`,
+ * the process is finalizing: run no script code. */
+struct stsl_session_tap {
+    void (*message)(void *ud, struct lsession *ls, const uint8_t *data, size_t len);
+    void (*rekeyed)(void *ud, struct lsession *ls);
+    void (*ended)(void *ud, struct lsession *ls, const char *why, int quiet);
+    void *ud;
+};
 
 struct lsession {
     struct sts_session *s;      /* NULL once finalized */
     struct lclient *client;
     const struct sts_trust *trust;
+    int trust_any;
+    struct stsl_session_tap tap; /* message == NULL: none */
+    uint8_t peer_key[STS_X25519_LEN]; /* the authenticated peer's static key, */
+    int has_peer_key;                 /* once established (not NN) */
     struct llistener *listener; /* the listener that made it, or NULL */
     struct sts_mqtt_sub *sub;   /* where its frames come from */
     char *topic_in, *topic_out;
@@ -67,6 +84,11 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
 /* A frame for the session, as it came from the broker. */
 void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg);
 void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *reason);
+/* Sends a message from C: 0, STS_ERR_STATE (not established or closed),
+ * STS_ERR_IO (the client is not connected at QoS 0), or the engine's error. */
+int stsl_session_write(struct lsession *ls, const uint8_t *data, size_t len);
+/* Sets (tap NULL: removes) the session's C consumer. */
+void stsl_session_tap(struct lsession *ls, const struct stsl_session_tap *tap);
 
 /* --- listeners (llisten.c), told by their sessions --- */
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls);
