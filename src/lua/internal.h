@@ -24,6 +24,7 @@ void stsl_open_legacy(lua_State *L);
 void stsl_open_stdin(lua_State *L);
 void stsl_open_dh(lua_State *L);
 void stsl_open_fernet(lua_State *L);
+void stsl_open_group(lua_State *L);
 void stsl_open_signal(lua_State *L);
 
 /* The main Lua thread, where every callback from the loop runs. */

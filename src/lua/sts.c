@@ -21,6 +21,7 @@ int luaopen_sts(lua_State *L)
     stsl_open_stdin(L);
     stsl_open_dh(L);
     stsl_open_fernet(L);
+    stsl_open_group(L);
     stsl_open_signal(L);
     return 1;
 }
