@@ -7,7 +7,7 @@
  * receive only, w: send only). Names and groups follow
  * sts_group_name_valid. A key listed twice, a name given to two keys, or a
  * group listed twice on a line is an error. Errors name the file, the line
- * and the field: "acl.txt:3: field 'group': 'a/b' is not a valid group name". */
+ * and the field: "acl.txt:3: field 'groups': 'a/b' is not a valid name". */
 #ifndef STS_PROTO_ACL_H
 #define STS_PROTO_ACL_H
 

@@ -47,8 +47,8 @@ enum sts_reason sts_group_frame_parse(const uint8_t *frame, size_t len, struct s
                                       const uint8_t **body, size_t *bodylen, const uint8_t **sig);
 
 /* Seals pt into out (cap bytes): header || ciphertext || tag, and for a
- * DATA_SIGNED header room for the signature, which sts_group_frame_sign
- * then fills. *outlen is the frame's full length. 0, STS_ERR_TOO_BIG (pt or
+ * DATA_SIGNED header room for the signature, which the sender then fills
+ * with its signature of sts_group_frame_digest. *outlen is the frame's full length. 0, STS_ERR_TOO_BIG (pt or
  * cap), STS_ERR_CRYPTO. */
 int sts_group_frame_seal(enum sts_aead_alg alg, const uint8_t key[STS_KEY_LEN],
                          const struct sts_group_header *h, const char *topic,
