@@ -182,6 +182,49 @@ describe("groups", function()
     end)
   end)
 
+  describe("leaving without a word", function()
+    local function left_events(server)
+      local left = {}
+      server:on("event", function(ev, _, member, text)
+        if ev == "left" then left[#left + 1] = member .. " " .. text end
+      end)
+      return left
+    end
+
+    it("counts a member whose session stays silent past the idle time as gone, and rekeys", function()
+      local server, prefix = serve { method = "update", idle = 2.5, acl = { { "alice", "i" }, { "bob", "i" } } }
+      local left = left_events(server)
+      local a = assert(join("alice", "i", prefix, { keepalive = 1 }))
+      local b = assert(join("bob", "i", prefix, { keepalive = 60 }))
+      local epoch = a.epoch
+      assert.truthy(test.wait_until(function() return #left == 1 end, 5))
+      assert.equal("bob idle", left[1])
+      assert.truthy(test.wait_until(function() return a.epoch == epoch + 1 end))
+      assert.equal(1, server:stats().members)
+      a:leave(); b:close()
+      server:close()
+    end)
+
+    it("hears a dead member's MQTT will, pings it, and lets it go when it does not answer", function()
+      local server, prefix = serve { method = "update", acl = { { "alice", "w" }, { "bob", "w" } } }
+      local left = left_events(server)
+      local a = assert(join("alice", "w", prefix))
+      local p = test.spawn_fed(table.concat({ test.quote(test.sts_lua()), "scripts/group_chat.lua", "--host",
+        broker.host, "--port", tostring(broker.port), "--group", "w", "--identity", test.quote(ids.bob.key),
+        "--keyserver", test.quote(ids.ks.pub), "--prefix", prefix }, " "), dir)
+      assert.truthy(p:wait_for("joined w", 10), p:output())
+      assert.truthy(test.wait_until(function() return a.epoch == server:group("w").epoch end))
+      local epoch = a.epoch
+      os.execute(string.format("pkill -KILL -P %d", p.pid)) -- no LEAVE, no KILL, no DISCONNECT
+      assert.truthy(test.wait_until(function() return #left == 1 end, 15))
+      assert.equal("bob did not answer", left[1])
+      assert.truthy(test.wait_until(function() return a.epoch == epoch + 1 end))
+      p:kill()
+      a:leave()
+      server:close()
+    end)
+  end)
+
   describe("frames that must never be delivered", function()
     it("drops replayed, reordered, tampered, truncated and forged frames, counting each", function()
       local server, prefix = serve { acl = { { "alice", "t" }, { "bob", "t" } } }
