@@ -128,6 +128,25 @@ describe("groups", function()
       server:close()
     end)
 
+    it("rotates a static group's key on the operator's request", function()
+      local server, prefix = serve { acl = { { "alice", "r1" }, { "bob", "r1" } } }
+      local a = assert(join("alice", "r1", prefix))
+      local b = assert(join("bob", "r1", prefix))
+      local got, rekeys = inbox(b), {}
+      b:on("rekey", function(epoch) rekeys[#rekeys + 1] = epoch end)
+      assert.same({ "r1" }, server:groups())
+      assert(server:rotate_all())
+      assert.truthy(test.wait_until(function() return a.epoch == 2 and b.epoch == 2 end))
+      assert.same({ 2 }, rekeys)
+      assert(a:send("under the new key"))
+      assert.truthy(test.wait_until(function() return #got == 1 end))
+      local ok, err = server:rotate("nonesuch")
+      assert.is_nil(ok)
+      assert.matches("no group", err)
+      a:leave(); b:leave()
+      server:close()
+    end)
+
     it("does not let a read-only member send", function()
       local server, prefix = serve { acl = { { "alice", "news" }, { "bob", "news", "r" } } }
       local a = assert(join("alice", "news", prefix))

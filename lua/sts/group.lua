@@ -130,6 +130,17 @@ function Server:rotate(name)
   return self.core:rotate(name)
 end
 
+--- A new key (or tree) for every group.
+function Server:rotate_all()
+  for _, name in ipairs(self.core:groups()) do assert(self.core:rotate(name)) end
+  return true
+end
+
+--- The names of the groups that have been joined.
+function Server:groups()
+  return self.core:groups()
+end
+
 function Server:save()
   return self.core:save()
 end

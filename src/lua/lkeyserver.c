@@ -339,6 +339,19 @@ static int ks_rotate(lua_State *L)
     return 1;
 }
 
+/* server:groups() -> { name, ... } */
+static int ks_groups(lua_State *L)
+{
+    struct lkeyserver *k = check_keyserver(L, 1);
+    const char *name;
+    lua_newtable(L);
+    for (size_t i = 0; (name = sts_gks_group_name(k->ks, i)); i++) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static int ks_save(lua_State *L)
 {
     struct lkeyserver *k = check_keyserver(L, 1);
@@ -438,7 +451,7 @@ void stsl_open_group_server(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "acl", ks_acl }, { "attach", ks_attach }, { "will", ks_will }, { "rotate", ks_rotate },
-        { "save", ks_save }, { "on_event", ks_on_event }, { "stats", ks_stats }, { "group", ks_group },
+        { "save", ks_save }, { "on_event", ks_on_event }, { "stats", ks_stats }, { "group", ks_group }, { "groups", ks_groups },
         { "close", ks_close }, { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

@@ -958,6 +958,13 @@ int sts_gks_group_info(const struct sts_gks *ks, const char *group, uint32_t *ep
     return 0;
 }
 
+const char *sts_gks_group_name(const struct sts_gks *ks, size_t i)
+{
+    const struct gks_group *g = ks->groups;
+    while (g && i--) g = g->next;
+    return g ? g->name : NULL;
+}
+
 /* The core's own memory; the ACL's is the caller's to count. */
 size_t sts_gks_memory(const struct sts_gks *ks)
 {

@@ -115,6 +115,8 @@ struct sts_gks_stats {
 void sts_gks_stats(const struct sts_gks *ks, struct sts_gks_stats *st);
 /* Per group: its epoch (or current slot) and members, for status output. */
 int sts_gks_group_info(const struct sts_gks *ks, const char *group, uint32_t *epoch, size_t *members);
+/* The name of the i-th group (0-based, in creation order), NULL past the last. */
+const char *sts_gks_group_name(const struct sts_gks *ks, size_t i);
 size_t sts_gks_memory(const struct sts_gks *ks);
 
 #endif
