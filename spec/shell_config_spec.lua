@@ -46,9 +46,10 @@ describe("the shell's config keys", function()
       .. "id_master = m\nid_slave = s\nprotocol = legacy\npattern = IK\n"
       .. "identity = keys/a.key\npeer = keys/b.pub\ntrust = keys/trust\ntls = true\n"
       .. "cafile = ca.pem\ncapath = /etc/ssl/certs\ncertfile = c.pem\nkeyfile = k.pem\n"
-      .. "tls_insecure = false\ntls_version = tlsv1.3\n")
+      .. "tls_insecure = false\ntls_version = tlsv1.3\ngroup = g\nkeyserver = ks.pub\nprefix = p/q\n")
     load("port = 1\nqos = 0\nmqtt_version = 3\nkeep_alive = 00\nsts_mode = slave\n"
       .. "aes = ecb\npattern = NN\nprotocol = sts\ntls = 0\ntls_insecure = 1\n")
+    load("protocol = group\n")
   end)
 
   it("read booleans as true/yes/1 and false/no/0", function()
@@ -83,13 +84,109 @@ describe("the shell's config keys", function()
     fails("sts_mode = nose\n", ":1: key 'sts_mode': expected one of nosec|master|slave, got 'nose'")
     fails("aes = CBC\n", ":1: key 'aes': expected one of null|ecb|cbc, got 'CBC'")
     fails("pattern = xx\n", ":1: key 'pattern': expected one of XX|IK|NN, got 'xx'")
-    fails("protocol = noise\n", ":1: key 'protocol': expected one of sts|legacy, got 'noise'")
+    fails("protocol = noise\n", ":1: key 'protocol': expected one of sts|legacy|group, got 'noise'")
     fails("tls_version = tlsv1\n", ":1: key 'tls_version': expected one of tlsv1.2|tlsv1.3, got 'tlsv1'")
     fails("url = \"\"\n", ":1: key 'url': expected a non-empty value, got ''")
     fails("subtop =\n", ":1: key 'subtop': expected a non-empty value, got ''")
     fails("url = a\nport = 1\nip = b\n", ":3: key 'ip': same setting as 'url' on line 1")
     -- The first error in the file is the one reported.
     fails("qos = 7\nqso = 1\n", ":1: key 'qos': expected an integer from 0 to 2, got '7'")
+  end)
+
+  describe("with protocol = group", function()
+    local keys
+
+    setup(function()
+      keys = test.tmpdir()
+      assert(require("sts.keyfiles").write_pair(keys .. "/member"))
+      assert(require("sts.keyfiles").write_pair(keys .. "/ks"))
+    end)
+
+    local function member(extra)
+      return "protocol = group\ngroup = plant.line-2_a\nidentity = " .. keys .. "/member.key\n"
+        .. "keyserver = " .. keys .. "/ks.pub\n" .. (extra or "")
+    end
+
+    --- text loads, but what a group session asks of it is refused with path .. message.
+    local function refused(text, message)
+      local c = load(text)
+      local ok, err = pcall(function()
+        assert.equal("group", c:kind())
+        c:group_options()
+      end)
+      assert.is_false(ok, text)
+      assert.equal(path .. message, err)
+    end
+
+    it("gives sts.group.join its options and the two fingerprints", function()
+      local c = load(member("prefix = plant/groups\nqos = 0\nurl = 127.0.0.1\nport = 1884\n"
+        .. "clientid = sensor-7\nusername = u\npassword = p\n"))
+      assert.equal("group", c:kind())
+      local o, own, ks = c:group_options()
+      assert.same({ group = "plant.line-2_a", identity = keys .. "/member.key", keyserver = keys .. "/ks.pub",
+                    prefix = "plant/groups", qos = 0 }, o)
+      assert.equal(sts.fingerprint(sts.public_key(keys .. "/member.key")), own)
+      assert.equal(sts.fingerprint(test.read_file(keys .. "/ks.pub")), ks)
+      assert.are_not.equal(own, ks)
+      local co = c:connect_options()
+      assert.same({ "127.0.0.1", 1884, "sensor-7", "u", "p" }, { co.host, co.port, co.client_id, co.username, co.password })
+      -- Without prefix and qos: sts.group's defaults.
+      o = load(member()):group_options()
+      assert.is_nil(o.prefix)
+      assert.is_nil(o.qos)
+    end)
+
+    it("checks a group name as sts.group does", function()
+      load(member():gsub("plant.line%-2_a", ("g"):rep(64)))
+      fails("group = \n", ":1: key 'group': expected 1 to 64 of A-Z a-z 0-9 _ . -, got ''")
+      fails("group = a/b\n", ":1: key 'group': expected 1 to 64 of A-Z a-z 0-9 _ . -, got 'a/b'")
+      fails("group = a b\n", ":1: key 'group': expected 1 to 64 of A-Z a-z 0-9 _ . -, got 'a b'")
+      fails("group = " .. ("g"):rep(65) .. "\n",
+        ":1: key 'group': expected 1 to 64 of A-Z a-z 0-9 _ . -, got '" .. ("g"):rep(40) .. "...'")
+      fails("keyserver =\n", ":1: key 'keyserver': expected a non-empty value, got ''")
+      fails("prefix =\n", ":1: key 'prefix': expected a non-empty value, got ''")
+      fails("protocol = groups\n", ":1: key 'protocol': expected one of sts|legacy|group, got 'groups'")
+    end)
+
+    it("names a missing key, and the line of one it cannot use", function()
+      refused("protocol = group\nidentity = x\nkeyserver = y\n",
+        ": key 'group': missing: protocol = group needs the group's name")
+      refused("protocol = group\ngroup = g\nkeyserver = y\n",
+        ": key 'identity': missing: protocol = group needs this member's private key file")
+      refused("protocol = group\ngroup = g\nidentity = " .. keys .. "/member.key\n",
+        ": key 'keyserver': missing: protocol = group needs the key server's public key file")
+      refused(member():gsub("member%.key", "absent.key"),
+        ":3: key 'identity': " .. keys .. "/absent.key: No such file or directory")
+      refused(member():gsub("ks%.pub", "absent.pub"),
+        ":4: key 'keyserver': " .. keys .. "/absent.pub: No such file or directory")
+    end)
+
+    it("refuses the keys of the other kinds, the first in the file", function()
+      for _, key in ipairs { "sts_mode = master", "aes = cbc", "pattern = XX", "peer = p.pub", "trust = t",
+                             "subtop = in", "pubtop = out" } do
+        refused(member("url = localhost\n" .. key .. "\n"),
+          ":6: key '" .. key:match("^[%w_]+") .. "': not used with protocol = group: remove it")
+      end
+      refused("sts_mode = nosec\naes = null\n" .. member(),
+        ":1: key 'sts_mode': not used with protocol = group: remove it")
+    end)
+
+    it("are refused in the other kinds", function()
+      for _, key in ipairs { "group = g", "keyserver = ks.pub", "prefix = p" } do
+        for _, kind in ipairs { "sts_mode = nosec\n", "sts_mode = master\naes = cbc\n",
+                                "protocol = sts\nsts_mode = master\nidentity = a.key\n" } do
+          local c = load(kind .. key .. "\n")
+          local ok, err = pcall(c.kind, c)
+          assert.is_false(ok)
+          assert.equal(("%s:%d: key '%s': only used with protocol = group"):format(path,
+            select(2, kind:gsub("\n", "")) + 1, key:match("^[%w_]+")), err)
+        end
+      end
+      local c = load("sts_mode = nosec\nidentity = a.key\n")
+      local ok, err = pcall(c.kind, c)
+      assert.is_false(ok)
+      assert.equal(path .. ":2: key 'identity': only used with protocol = sts or group", err)
+    end)
   end)
 
   it("quote values back shortened and printable", function()

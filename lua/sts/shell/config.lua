@@ -3,7 +3,7 @@
 -- sts.config.load parses the syntax; this module knows the keys: which
 -- exist, their types, and what only makes sense together (sts_mode and aes,
 -- tls and its files, a password and its user), and turns values into
--- options for sts.connect and sts.handshake. Every error is one line naming
+-- options for sts.connect, sts.handshake and sts.group.join. Every error is one line naming
 -- the file, the line of the key (when the key is there) and the key, as
 --   configs/x:4: key 'aes': sts_mode = master needs aes = ecb or cbc
 -- and is raised with error(message, 0) for the shell to print.
@@ -28,6 +28,11 @@ local function integer(min, max)
   end }
 end
 
+--- A group's name as sts.group accepts it.
+local GROUP_NAME = { wants = "1 to 64 of A-Z a-z 0-9 _ . -", fits = function(v)
+  return #v <= 64 and v:find("^[%w_.-]+$") ~= nil
+end }
+
 local function choice(...)
   local allowed = {}
   for _, c in ipairs{ ... } do allowed[c] = true end
@@ -41,10 +46,11 @@ local KEYS = {
   mqtt_version = integer(3, 5), qos = integer(0, 2), clean_session = BOOLEAN,
   keep_alive = integer(0, 65535), -- seconds; MQTT's field is 16 bits
   is_retained = BOOLEAN, id_master = TEXT, id_slave = TEXT,
-  protocol = choice("sts", "legacy"), pattern = choice("XX", "IK", "NN"),
+  protocol = choice("sts", "legacy", "group"), pattern = choice("XX", "IK", "NN"),
   identity = NONEMPTY, peer = NONEMPTY, trust = NONEMPTY,
   tls = BOOLEAN, cafile = NONEMPTY, capath = NONEMPTY, certfile = NONEMPTY, keyfile = NONEMPTY,
   tls_insecure = BOOLEAN, tls_version = choice("tlsv1.2", "tlsv1.3"),
+  group = GROUP_NAME, keyserver = NONEMPTY, prefix = NONEMPTY,
 }
 local ALIASES = { ip = "url" } -- the original shell's older configs say ip
 
@@ -101,12 +107,26 @@ function Config:integer(key, default)
   return math.tointeger(tonumber(self.values[key] or default))
 end
 
-local NATIVE_KEYS = { "pattern", "identity", "peer", "trust" }
+local NATIVE_KEYS = { "pattern", "peer", "trust" }
+local GROUP_KEYS = { "group", "keyserver", "prefix" }
+-- A group has no roles, its own cipher and its own topic (from prefix and group).
+local NOT_IN_GROUPS = { sts_mode = true, aes = true, pattern = true, peer = true, trust = true,
+                        subtop = true, pubtop = true }
 
---- The kind of session: "nosec", "legacy" (the original protocol) or "sts"
--- (the native one), the role (master or slave) and the original's cipher.
+--- The kind of session: "nosec", "legacy" (the original protocol), "sts"
+-- (the native one) or "group", the role (master or slave) and the
+-- original's cipher.
 function Config:kind()
   local v = self.values
+  if v.protocol == "group" then
+    for _, key in ipairs(self:keys()) do
+      if NOT_IN_GROUPS[key] then self:fail(key, "not used with protocol = group: remove it") end
+    end
+    return "group"
+  end
+  for _, key in ipairs(GROUP_KEYS) do
+    if v[key] then self:fail(key, "only used with protocol = group") end
+  end
   local mode = v.sts_mode or self:fail("sts_mode", "missing: set nosec, master or slave")
   local aes = v.aes or "null"
   if v.protocol == "sts" then
@@ -117,6 +137,7 @@ function Config:kind()
   for _, key in ipairs(NATIVE_KEYS) do
     if v[key] then self:fail(key, "only used with protocol = sts") end
   end
+  if v.identity then self:fail("identity", "only used with protocol = sts or group") end
   if mode == "nosec" then
     if aes ~= "null" then self:fail("aes", "sts_mode = nosec encrypts nothing: set aes = null") end
     return "nosec"
@@ -229,6 +250,19 @@ function Config:native_options(role)
       .. "accepted keys (trust), or pattern = NN")
   end
   return o, fingerprint
+end
+
+--- Options for sts.group.join (keys as files, checked here so an error
+-- names the config's line), this member's fingerprint and the key server's.
+function Config:group_options()
+  local v = self.values
+  if not v.group then self:fail("group", "missing: protocol = group needs the group's name") end
+  if not v.identity then self:fail("identity", "missing: protocol = group needs this member's private key file") end
+  if not v.keyserver then self:fail("keyserver", "missing: protocol = group needs the key server's public key file") end
+  local fingerprint = sts.fingerprint(self:key_file("identity", sts.public_key))
+  local keyserver = self:key_file("keyserver", sts.fingerprint)
+  return { group = v.group, identity = v.identity, keyserver = v.keyserver, prefix = v.prefix,
+           qos = v.qos and self:integer("qos") }, fingerprint, keyserver
 end
 
 return Config
