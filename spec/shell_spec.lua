@@ -404,6 +404,139 @@ describe("the shell", function()
     end)
   end)
 
+  describe("protocol = group", function()
+    local server, ks_client, spy, acl
+    local frames = {} -- what the broker sees on the group's topic
+    local PREFIX = "shell-groups"
+
+    --- Makes NAME.key and NAME.pub in dir; returns the public key as hex.
+    local function member_key(name)
+      assert(require("sts.keyfiles").write_pair(dir .. "/" .. name))
+      return test.read_file(dir .. "/" .. name .. ".pub"):match("\n(%x+)")
+    end
+
+    local function write_acl(members)
+      local lines = { "# key name groups rights" }
+      for name, hex in pairs(members) do lines[#lines + 1] = ("%s %s chat rw"):format(hex, name) end
+      test.write_file(acl, table.concat(lines, "\n") .. "\n")
+    end
+
+    local function group_config(name)
+      return config("group-" .. name, { "# a member of chat", "url = 127.0.0.1", "port = {port}",
+        "protocol = group", "group = chat", "identity = " .. dir .. "/" .. name .. ".key",
+        "keyserver = " .. dir .. "/gks.pub", "prefix = " .. PREFIX })
+    end
+
+    local members = {}
+    setup(function()
+      member_key("gks")
+      for _, name in ipairs { "alice", "bob", "carol" } do members[name] = member_key(name) end
+      member_key("mallory") -- a key, but not in the access list
+      acl = dir .. "/groups.acl"
+      write_acl(members)
+      ks_client = assert(sts.connect(broker:options()))
+      server = assert(sts.group.serve(ks_client, { identity = dir .. "/gks.key", acl = acl, prefix = PREFIX }))
+      spy = assert(sts.connect(broker:options()))
+      assert(spy:subscribe(sts.group.topic("chat", PREFIX), function(_, payload) frames[#frames + 1] = payload end,
+        { qos = 1 }))
+    end)
+    teardown(function()
+      spy:disconnect()
+      server:close()
+      ks_client:disconnect()
+    end)
+
+    local function joined(name)
+      local p = shell_with({ "start " .. group_config(name) })
+      expect(p, "joined group chat %(method static, epoch %d+%): handshake [%d.]+ ms, [%d.]+ ms since start\n")
+      return p
+    end
+
+    it("sends to the group and prints what the others send with the sender's name", function()
+      local a, b = joined("alice"), joined("bob")
+      assert(test.wait_until(function() return server:stats().members == 2 end), "not two members")
+      a:send("send hello group, with  two spaces")
+      expect(b, "\n%[MQTT_INC alice%]: hello group, with  two spaces\n")
+      b:send("sendenc and back from bob \27[31m")
+      expect(a, "\n%[MQTT_INC bob%]: and back from bob \\x1b%[31m\n")
+      -- The broker saw only group frames, never the text.
+      assert(test.wait_until(function() return #frames >= 2 end))
+      for _, f in ipairs(frames) do assert.is_nil(f:find("hello group", 1, true)) end
+      -- A frame replayed by the broker is refused, counted and shown by reason.
+      local c = assert(sts.connect(broker:options()))
+      assert(c:publish(sts.group.topic("chat", PREFIX), frames[1], { qos = 1 }))
+      b:send("status")
+      expect(b, "session:  " .. (dir .. "/group-bob: native STS group 'chat', method static\n"):gsub("%p", "%%%0"))
+      expect(b, "topics:   subscribed to '" .. PREFIX:gsub("%p", "%%%0") .. "/data/chat', publishing on '"
+        .. PREFIX:gsub("%p", "%%%0") .. "/data/chat', QoS 1\n")
+      expect(b, "state:    joined as index %d+, epoch %d+ %(handshake [%d.]+ ms, 0 rekeys%), up %d+ s\n")
+      c:disconnect()
+      assert(test.wait_until(function()
+        b:send("status")
+        return b:wait_for("messages: 1 sent, 1 received, 1 rejected\nrejected: replay 1\n", 1)
+      end), b:output())
+      a:send("status")
+      expect(a, "messages: 1 sent, 1 received, 0 rejected\nrejected: none\n")
+      a:send("fingerprint")
+      expect(a, ("this side:  " .. sts.fingerprint(sts.public_key(dir .. "/alice.key")) .. "\nkey server: "
+        .. sts.fingerprint(test.read_file(dir .. "/gks.pub"))):gsub("%p", "%%%0"))
+      -- stop leaves the group: the key server hears it, the shell has no session.
+      a:send("stop")
+      expect(a, "left group 'chat'\nsession stopped\n")
+      assert(test.wait_until(function() return server:stats().members == 1 end), "alice did not leave")
+      a:send("status")
+      expect(a, "\nno session\n")
+      finish(a)
+      finish(b)
+      assert.is_nil(a:output():find("AddressSanitizer", 1, true), a:output())
+    end)
+
+    it("prints the key server's refusal and stays usable", function()
+      local p = shell_with({ "start " .. group_config("mallory") }, "error: ")
+      expect(p, "error: cannot join: group chat: not in the access list\n")
+      p:send("status")
+      expect(p, "\nno session\n")
+      local cfg = config("after-refusal", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = refused/in", "pubtop = refused/out" })
+      p:send("start " .. cfg)
+      expect(p, "session started")
+      assert.equal(0, server:stats().members)
+      finish(p)
+    end)
+
+    it("goes back to no session when the key server removes the member", function()
+      local a, c = joined("alice"), joined("carol")
+      assert(test.wait_until(function() return server:stats().members == 2 end), "not two members")
+      local without = {}
+      for name, hex in pairs(members) do
+        if name ~= "carol" then without[name] = hex end
+      end
+      write_acl(without)
+      assert(server:reload())
+      expect(c, "the key server removed this member from group 'chat': [^\n]+\n")
+      expect(c, "session stopped\n")
+      expect(a, "group 'chat' has new keys: epoch %d+\n") -- the ACL dropped a member: a new key
+      c:send("status")
+      expect(c, "\nno session\n")
+      c:send("send still there?")
+      expect(c, "error: no session")
+      write_acl(members)
+      assert(server:reload())
+      finish(a)
+      finish(c)
+    end)
+
+    it("leaves within seconds when the shell dies, by its MQTT will", function()
+      local p = joined("bob")
+      assert(test.wait_until(function() return server:stats().members == 1 end), "bob did not join")
+      -- SIGKILL with its input still open: no EOF, no leave; only the broker knows.
+      assert(os.execute(("kill -KILL -%d"):format(p.pid)))
+      -- The will (anyone may publish one) makes the key server ping the
+      -- member, which leaves when no answer comes: long before the idle timeout (90 s).
+      assert(test.wait_until(function() return server:stats().members == 0 end, 15), "no will arrived")
+    end)
+  end)
+
   describe("sts.legacy", function()
     it("decrypts the recorded session of the original program frame by frame", function()
       local text = test.read_file(RECORDED)
@@ -506,7 +639,7 @@ describe("the shell", function()
     end)
 
     it("ship with the project and start", function()
-      for _, name in ipairs{ "nosec", "legacy-master", "legacy-slave", "secmaster", "secslave" } do
+      for _, name in ipairs{ "nosec", "legacy-master", "legacy-slave", "secmaster", "secslave", "group-member.conf" } do
         assert.is_table(Config.load("configs/" .. name).values, name) -- keys checked too
       end
     end)

@@ -12,8 +12,11 @@
 --   legacy   sts_mode = master | slave, aes = ecb | cbc, no protocol key (or
 --            protocol = legacy): the original STS wire protocol, `sendenc`
 --   sts      protocol = sts: the native protocol (sts.handshake), `sendenc`
+--   group    protocol = group: a member of a group (sts.group.join), `send`
+--            or `sendenc` (both encrypted: a group has no clear channel)
 -- A kind is a table of functions over the session: begin, incoming (legacy
--- and nosec frames), sendenc, stop, describe, state, and optionally rejected.
+-- and nosec frames), sendenc, stop, describe, state, and optionally
+-- configure (before connecting), send, rejected and details (status lines).
 local sts = require "sts"
 local Config = require "sts.shell.config"
 local keyfiles = require "sts.keyfiles"
@@ -90,28 +93,32 @@ function Session:reject(payload, why)
   if n == MAX_REJECT_NOTES then say("warning: further rejected frames are only counted (see status)") end
 end
 
---- Reports the end of a handshake; sendenc waits on s.ready until then.
-function Session:established(what)
+--- Reports the end of a handshake (as `event`, "session established" unless
+-- told); sendenc waits on s.ready until then.
+function Session:established(what, event)
   local now = sts.now()
   self.ready_at = now
-  say("session established (%s): handshake %.1f ms, %.1f ms since start", what,
+  say("%s (%s): handshake %.1f ms, %.1f ms since start", event or "session established", what,
     ms(now - self.handshake_at), ms(now - self.started_at))
   self.ready:set(true)
 end
 
 --- Starts the session a config file describes (in a task: it connects).
-function Session.start(path)
+-- ended(s) is called when the session ends by itself (a group member the
+-- key server removed), for the shell to stop it.
+function Session.start(path, ended)
   local config = Config.load(path)
   local kind, role, aes = config:kind()
   local s = setmetatable({
-    path = path, kind = kind, role = role, aes = aes, extra = {},
+    path = path, kind = kind, role = role, aes = aes, extra = {}, ended = ended,
     stats = { sent = 0, received = 0, rejected = 0 },
-    qos = config:integer("qos", kind == "sts" and 1 or 0),
+    qos = config:integer("qos", (kind == "sts" or kind == "group") and 1 or 0),
     retain = config:bool("is_retained", false),
     ready = sts.future(),
   }, Session)
-  s.subtop, s.pubtop = config:topics(role)
   s.options = config:connect_options()
+  if kinds[kind].configure then kinds[kind].configure(s, config)
+  else s.subtop, s.pubtop = config:topics(role) end
   if kind == "sts" then s.handshake_options, s.fingerprint = config:native_options(role) end
   s.started_at = sts.now()
   local client, err = sts.connect(s.options)
@@ -339,6 +346,82 @@ function native.state(s)
     s.session.peer or "an unauthenticated peer", ms(s.ready_at - s.handshake_at), st.handshakes, st.rekeys)
 end
 
+-- group: a member of a group, through sts.group.join.
+local member = {}
+kinds.group = member
+
+local function hex(bytes)
+  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+--- The group's topic, and a client id known before connecting: the MQTT
+-- will that tells the key server we died carries it.
+function member.configure(s, config)
+  s.join_options, s.fingerprint, s.keyserver = config:group_options()
+  s.subtop = sts.group.topic(s.join_options.group, s.join_options.prefix)
+  s.pubtop = s.subtop
+  s.options.client_id = s.options.client_id or "sts-" .. hex(sts.random(6))
+  s.options.will = sts.group.will(s.options.client_id, s.join_options.prefix)
+end
+
+--- Joins (waits for the key server's answer): a refusal ends the start.
+function member.begin(s)
+  say("joining group '%s' through the key server %s", s.join_options.group, s.keyserver)
+  s.handshake_at = sts.now()
+  local g, err = sts.group.join(s.client, s.join_options)
+  if not g then fail("cannot join: %s", err) end
+  s.group = g
+  g:on("message", function(text, info) s:show_incoming(text, info.sender) end)
+  g:on("rekey", function(epoch) say("group '%s' has new keys: epoch %d", g.name, epoch) end)
+  g:on("removed", function(reason)
+    say("the key server removed this member from group '%s': %s", g.name, reason)
+    s:ended()
+  end)
+  s:established(("method %s, epoch %d"):format(g.method, g.epoch), "joined group " .. g.name)
+end
+
+function member.sendenc(s, text)
+  local ok, err = s.group:send(text)
+  if not ok then fail("cannot send: %s", err) end
+  s.stats.sent = s.stats.sent + 1
+end
+member.send = member.sendenc
+
+function member.stop(s)
+  local g = s.group
+  if g:state() == "joined" then
+    g:leave()
+    say("left group '%s'", g.name)
+  else
+    g:close()
+  end
+end
+
+function member.describe(s)
+  return ("native STS group '%s', method %s%s"):format(s.group.name, s.group.method,
+    s.group.signed and ", signed" or "")
+end
+
+function member.rejected(s)
+  return s.stats.rejected + s.group:stats().rejected_total
+end
+
+function member.state(s)
+  local g = s.group
+  return ("%s as index %d, epoch %d (handshake %.1f ms, %d rekeys)"):format(g:state(), g.index, g.epoch,
+    ms(s.ready_at - s.handshake_at), g:stats().rekeys)
+end
+
+--- The frames the group refused, by reason.
+function member.details(s)
+  local counts, reasons = s.group:stats().rejected, {}
+  for reason, n in pairs(counts) do
+    if n > 0 then reasons[#reasons + 1] = ("%s %d"):format(reason, n) end
+  end
+  table.sort(reasons)
+  return { ("rejected: %s"):format(#reasons > 0 and table.concat(reasons, ", ") or "none") }
+end
+
 -- --- commands -------------------------------------------------------------------
 
 local Shell = {}
@@ -363,7 +446,15 @@ end
 command("start", "CONFIG", "connect as the config file says and start a session", function(sh, path)
   if sh.session then fail("a session is running (%s): stop it first", sh.session.path) end
   if path == "" then fail("start needs a config file, e.g. start configs/nosec") end
-  sh.session = Session.start(path)
+  -- A session that ends by itself is stopped between commands, as `stop` would.
+  sh.session = Session.start(path, function(s)
+    sh:feed(function()
+      if sh.session ~= s then return end
+      sh.session = nil
+      local ok, err = pcall(s.stop, s)
+      if not ok then say("error: %s", err) end
+    end)
+  end)
 end)
 
 command("stop", "", "end the session (the peer is told) and disconnect", function(sh)
@@ -383,16 +474,19 @@ command("status", "", "show the session, the broker and the counters (never the 
   say("state:    %s, up %.0f s", kinds[s.kind].state(s), sts.now() - s.started_at)
   local rejected = kinds[s.kind].rejected or function() return s.stats.rejected end
   say("messages: %d sent, %d received, %d rejected", s.stats.sent, s.stats.received, rejected(s))
+  for _, line in ipairs(kinds[s.kind].details and kinds[s.kind].details(s) or {}) do say("%s", line) end
   for topic in pairs(s.extra) do say("also subscribed to '%s'", topic) end
 end)
 
-command("send", "MSG", "send a message in clear (nosec sessions)", function(sh, text)
+command("send", "MSG", "send a message in clear (nosec sessions; to a group encrypted)", function(sh, text)
   local s = need_session(sh)
+  local send = kinds[s.kind].send
+  if send then return send(s, need_text(text, "send")) end
   if s:encrypted() then fail("encryption is on (%s): use sendenc", kinds[s.kind].describe(s)) end
   s:send_message(need_text(text, "send"), nil, true)
 end)
 
-command("sendenc", "MSG", "send a message encrypted (legacy and native sessions)", function(sh, text)
+command("sendenc", "MSG", "send a message encrypted (legacy, native and group sessions)", function(sh, text)
   local s = need_session(sh)
   if not s:encrypted() then fail("encryption is off (sts_mode = nosec): use send") end
   need_text(text, "sendenc")
@@ -425,9 +519,13 @@ command("pub", "TOPIC MSG", "publish MSG in clear on TOPIC", function(sh, rest)
   s:send_message(text, topic, true)
 end)
 
-command("fingerprint", "", "show this side's and the peer's key fingerprints (native sessions)", function(sh)
+command("fingerprint", "", "show this side's and the peer's key fingerprints (native and group sessions)", function(sh)
   local s = need_session(sh)
-  if s.kind ~= "sts" then fail("no keys: fingerprints belong to native sessions (protocol = sts)") end
+  if s.kind == "group" then
+    say("this side:  %s", s.fingerprint)
+    return say("key server: %s", s.keyserver)
+  end
+  if s.kind ~= "sts" then fail("no keys: fingerprints belong to native sessions (protocol = sts or group)") end
   say("this side: %s", s.fingerprint or "no identity (pattern NN)")
   say("peer:      %s", s.session and (s.session.peer or "not authenticated") or "no session yet")
 end)
@@ -486,6 +584,8 @@ end
 
 local EOF = {}
 
+--- Queues a line to run as a command, nil (EOF) or a function to run
+-- between commands.
 function Shell:feed(line)
   self.queue[#self.queue + 1] = line == nil and EOF or line
   local wake = self.wake
@@ -502,7 +602,7 @@ function Shell:work()
     end
     local line = table.remove(self.queue, 1)
     if line == EOF then break end
-    self:execute(line)
+    if type(line) == "function" then line() else self:execute(line) end
   end
   if self.session then pcall(self.session.stop, self.session) end
   self.session = nil
