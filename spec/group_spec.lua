@@ -81,15 +81,17 @@ describe("groups", function()
   end
 
   describe("three members and a key server", function()
-    for _, method in ipairs { "static", "update", "slotted" } do
-      it("gives every member every other member's messages (" .. method .. ")", function()
-        local server, prefix = serve { method = method, acl = {
+    for _, variant in ipairs { "static", "update", "slotted", "static aesgcm" } do
+      local method, cipher = variant:match("^(%a+) ?(%a*)$")
+      it("gives every member every other member's messages (" .. variant .. ")", function()
+        local server, prefix = serve { method = method, cipher = cipher ~= "" and cipher or nil, acl = {
           { "alice", "chat" }, { "bob", "chat" }, { "carol", "chat" } } }
         local a = assert(join("alice", "chat", prefix))
         local b = assert(join("bob", "chat", prefix))
         local c = assert(join("carol", "chat", prefix))
         local got = { alice = inbox(a), bob = inbox(b), carol = inbox(c) }
         assert.equal(method, a.method)
+        assert.equal(cipher ~= "" and cipher or "chachapoly", c.cipher)
         assert.truthy(test.wait_until(function() return server:stats().members == 3 end))
         if method == "update" then
           -- Every join was a new epoch, and everyone holds the last one.

@@ -438,6 +438,9 @@ static int l_member(lua_State *L)
     if (!name || !sts_group_name_valid(name, strlen(name)))
         luaL_error(L, "option 'group' must be 1 to %d letters, digits, '_', '.' or '-'", STS_GROUP_NAME_MAX);
     if (!topic || !*topic || sts_topic_has_wildcard(topic)) luaL_error(L, "option 'topic' must be an exact topic");
+    for (const char *c = client_id; *c; c++)
+        if (*c < 0x21 || *c > 0x7e) luaL_error(L, "option 'client_id' must be printable ASCII without spaces");
+    if (strlen(client_id) > 255) luaL_error(L, "option 'client_id' must be at most 255 bytes");
     if (grant < 0 || grant > UINT32_MAX) luaL_error(L, "option 'grant' must be seconds, 0 to 2^32-1");
     if (keepalive < 1) luaL_error(L, "option 'keepalive' must be at least 1 second");
     if (qos < 0 || qos > 2) luaL_error(L, "option 'qos' must be 0, 1 or 2");
@@ -555,9 +558,8 @@ static int group_leave(lua_State *L)
 {
     struct lgroup *g = check_group(L, 1);
     if (g->closed) return 0;
-    if (g->ls && (g->m.state == STS_GMEMBER_JOINED || g->m.state == STS_GMEMBER_JOINING))
-        tell_keyserver(g, sts_gmember_leave, "our leave");
-    release(L, 1, g, 0);
+    sts_gmember_stop(&g->m);
+    release(L, 1, g, 0); /* the session's KILL tells the key server */
     return 0;
 }
 
@@ -598,8 +600,8 @@ static int group_state(lua_State *L)
     return 1;
 }
 
-/* Properties: g.name, g.topic, g.epoch (or current grant's first slot),
- * g.index, g.method, g.signed, g.session. */
+/* Properties: g.name, g.topic, g.epoch, g.index, g.method, g.cipher,
+ * g.signed, g.session. */
 static int group_property(lua_State *L)
 {
     static const char *const methods[] = { "?", "static", "update", "slotted" };
@@ -610,6 +612,7 @@ static int group_property(lua_State *L)
     if (strcmp(key, "epoch") == 0) return lua_pushinteger(L, g->m.epoch), 1;
     if (strcmp(key, "index") == 0) return lua_pushinteger(L, g->m.index), 1;
     if (strcmp(key, "method") == 0) return lua_pushstring(L, methods[g->m.method <= 3 ? g->m.method : 0]), 1;
+    if (strcmp(key, "cipher") == 0) return lua_pushstring(L, g->m.alg == STS_GROUP_AESGCM ? "aesgcm" : "chachapoly"), 1;
     if (strcmp(key, "signed") == 0) return lua_pushboolean(L, (g->m.flags & STS_GFLAG_SIGNED) != 0), 1;
     if (strcmp(key, "session") == 0) return get_uv(L, 1, "session"), 1;
     return 0;

@@ -79,10 +79,10 @@ static int op_send(void *ud, void *peer, const uint8_t *msg, size_t len)
     return stsl_session_write(peer, msg, len);
 }
 
-static void op_end(void *ud, void *peer, const char *reason)
+/* Closes a session (one the peer closed sends no second KILL) so that its
+ * listener forgets it, and lets go of it. */
+static void end_session(struct lkeyserver *k, struct lsession *ls, const char *reason)
 {
-    struct lkeyserver *k = ud;
-    struct lsession *ls = peer;
     lua_State *L = stsl_main();
     stsl_session_tap(ls, NULL);
     if (!stsl_anchor_push(L, &k->anchor)) return;
@@ -95,6 +95,11 @@ static void op_end(void *ud, void *peer, const char *reason)
     lua_pushnil(L);
     lua_rawset(L, -3);
     lua_settop(L, server - 1);
+}
+
+static void op_end(void *ud, void *peer, const char *reason)
+{
+    end_session(ud, peer, reason);
 }
 
 static int save_state(struct lkeyserver *k, char *err, size_t errlen)
@@ -160,28 +165,14 @@ static void tap_message(void *ud, struct lsession *ls, const uint8_t *data, size
     rearm(k);
 }
 
-static void forget_session(struct lkeyserver *k, struct lsession *ls)
-{
-    lua_State *L = stsl_main();
-    if (!stsl_anchor_push(L, &k->anchor)) return;
-    int server = lua_gettop(L);
-    push_sessions(L, server);
-    lua_pushlightuserdata(L, ls);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_settop(L, server - 1);
-}
-
 static void tap_ended(void *ud, struct lsession *ls, const char *why, int quiet)
 {
     struct lkeyserver *k = ud;
     stsl_session_tap(ls, NULL);
-    if (!k->ks) return;
-    if (!quiet) {
-        sts_gks_detach(k->ks, ls, why, wall_now());
-        rearm(k);
-    }
-    forget_session(k, ls);
+    if (!k->ks || quiet) return; /* quiet: the process is finalizing */
+    sts_gks_detach(k->ks, ls, why, wall_now());
+    rearm(k);
+    end_session(k, ls, why);
 }
 
 static const struct stsl_session_tap keyserver_tap = { tap_message, NULL, tap_ended, NULL };

@@ -114,14 +114,10 @@ int sts_gmember_join(struct sts_gmember *m, uint8_t *out, size_t cap, size_t *ou
     return sts_gmsg_encode(&msg, out, cap, outlen);
 }
 
-int sts_gmember_leave(struct sts_gmember *m, uint8_t *out, size_t cap, size_t *outlen)
+void sts_gmember_stop(struct sts_gmember *m)
 {
-    struct sts_gmsg msg = { .type = STS_GMSG_LEAVE };
-    memcpy(msg.u.text.group, m->group, sizeof msg.u.text.group);
-    int rc = sts_gmsg_encode(&msg, out, cap, outlen);
     m->state = STS_GMEMBER_LEFT;
     wipe_keys(m);
-    return rc;
 }
 
 int sts_gmember_ping(uint32_t token, uint8_t *out, size_t cap, size_t *outlen)

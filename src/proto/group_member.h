@@ -75,8 +75,10 @@ void sts_gmember_free(struct sts_gmember *m);
 /* The JOIN to send (a first join, a renewal, or resuming with the index we
  * hold after the key server restarted). */
 int sts_gmember_join(struct sts_gmember *m, uint8_t *out, size_t cap, size_t *outlen);
-/* The LEAVE to send; the member is LEFT afterwards and its keys are wiped. */
-int sts_gmember_leave(struct sts_gmember *m, uint8_t *out, size_t cap, size_t *outlen);
+/* The member leaves: LEFT, its keys wiped. It tells the key server by ending
+ * its session (an authenticated KILL), which the key server takes as a
+ * leave; no LEAVE is needed, and none is sent. */
+void sts_gmember_stop(struct sts_gmember *m);
 /* A PING with `token`, for keepalive. */
 int sts_gmember_ping(uint32_t token, uint8_t *out, size_t cap, size_t *outlen);
 
