@@ -25,11 +25,21 @@ struct sts_loop *sts_loop_default(void)
     return &loop;
 }
 
-double sts_now(void)
+static double clock_seconds(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double sts_now(void)
+{
+    return clock_seconds(CLOCK_MONOTONIC);
+}
+
+double sts_wall_now(void)
+{
+    return clock_seconds(CLOCK_REALTIME);
 }
 
 void sts_loop_add_source(struct sts_loop *loop, struct sts_source *src)

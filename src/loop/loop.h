@@ -54,6 +54,8 @@ struct sts_loop *sts_loop_default(void);
 
 /* Monotonic seconds. */
 double sts_now(void);
+/* Unix time in seconds, for what is defined by the wall clock (group slots). */
+double sts_wall_now(void);
 
 void sts_loop_add_source(struct sts_loop *loop, struct sts_source *src);
 void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src);

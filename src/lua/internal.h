@@ -9,6 +9,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdint.h>
 
 #define STS_VERSION_STRING "0.1.0"
 
@@ -92,6 +93,14 @@ void stsl_anchor_set(lua_State *L, int idx, struct stsl_anchor *a);
 /* Pushes the anchored userdata and returns 1; 0 (nothing pushed) once released. */
 int stsl_anchor_push(lua_State *L, const struct stsl_anchor *a);
 void stsl_anchor_release(struct stsl_anchor *a);
+
+/* A userdata's first user value is a table of the Lua values it holds:
+ * stsl_get_uv pushes field `name` of it (returning its type), stsl_set_uv
+ * sets the field to the value on top of the stack (popped). */
+int stsl_get_uv(lua_State *L, int idx, const char *name);
+void stsl_set_uv(lua_State *L, int idx, const char *name);
+/* t[name] = n for the table on top of the stack (stats tables). */
+void stsl_set_count(lua_State *L, const char *name, uint64_t n);
 
 /* Expected failures: pushes nil and a formatted message, returns 2. */
 int stsl_fail(lua_State *L, const char *fmt, ...);

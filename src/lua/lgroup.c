@@ -21,11 +21,9 @@
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PENDING_MAX 256
 #define PENDING_SECONDS 2.0
-#define RECONNECT_FIRST 1.0
 
 struct lgroup {
     struct sts_gmember m;
@@ -54,26 +52,9 @@ static struct lgroup *check_group(lua_State *L, int idx)
     return luaL_checkudata(L, idx, GROUP_MT);
 }
 
-static int get_uv(lua_State *L, int idx, const char *name)
-{
-    lua_getiuservalue(L, idx, 1);
-    int t = lua_getfield(L, -1, name);
-    lua_remove(L, -2);
-    return t;
-}
-
-static void set_uv(lua_State *L, int idx, const char *name)
-{
-    idx = lua_absindex(L, idx);
-    lua_getiuservalue(L, idx, 1);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
-}
-
 static int push_handler(lua_State *L, int group, const char *event)
 {
-    get_uv(L, group, "on");
+    stsl_get_uv(L, group, "on");
     lua_getfield(L, -1, event);
     lua_remove(L, -2);
     if (lua_isfunction(L, -1)) return 1;
@@ -117,18 +98,10 @@ static void on_ping(struct sts_timer *t, void *ud)
     if (sts_gmember_ping(token, msg, sizeof msg, &len) == 0) (void)stsl_session_write(g->ls, msg, len);
 }
 
-/* Unix time: slots are wall-clock intervals. */
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void arm_renewal(struct lgroup *g)
 {
     double at = sts_gmember_renew_at(&g->m);
-    if (at > 0) sts_timer_start(loop(), &g->renew, at > wall_now() ? at - wall_now() : 0, 0);
+    if (at > 0) sts_timer_start(loop(), &g->renew, at > sts_wall_now() ? at - sts_wall_now() : 0, 0);
     else sts_timer_stop(loop(), &g->renew);
 }
 
@@ -145,12 +118,12 @@ static void on_renew(struct sts_timer *t, void *ud)
 static void settle_join(lua_State *L, int group, struct lgroup *g, int ok, const char *why)
 {
     sts_timer_stop(loop(), &g->join_wait);
-    if (get_uv(L, group, "pending") == LUA_TNIL) {
+    if (stsl_get_uv(L, group, "pending") == LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
     lua_pushnil(L);
-    set_uv(L, group, "pending");
+    stsl_set_uv(L, group, "pending");
     if (ok) lua_pushboolean(L, 1);
     else lua_pushnil(L);
     lua_pushstring(L, why);
@@ -219,7 +192,7 @@ static enum sts_reason open_frame(lua_State *L, int group, struct lgroup *g, con
         return STS_REASON_NONE;
     }
     if (ensure_buf(g, len) != 0) return STS_REASON_INTERNAL;
-    enum sts_reason why = sts_gmember_open(&g->m, g->topic, frame, len, wall_now(), g->buf, &ptlen, &info);
+    enum sts_reason why = sts_gmember_open(&g->m, g->topic, frame, len, sts_wall_now(), g->buf, &ptlen, &info);
     if (why != STS_REASON_NONE) return why;
     deliver(L, group, g, g->buf, ptlen, &info);
     mbedtls_platform_zeroize(g->buf, ptlen);
@@ -301,7 +274,7 @@ static void detach_session(lua_State *L, int group, struct lgroup *g, int close,
 {
     if (!g->ls) return;
     stsl_session_tap(g->ls, NULL);
-    if (close && get_uv(L, group, "session") != LUA_TNIL) stsl_session_close(L, -1, g->ls, why);
+    if (close && stsl_get_uv(L, group, "session") != LUA_TNIL) stsl_session_close(L, -1, g->ls, why);
     if (close) lua_pop(L, 1);
     g->ls = NULL;
     sts_timer_stop(loop(), &g->ping);
@@ -347,7 +320,7 @@ static void tap_message(void *ud, struct lsession *ls, const uint8_t *data, size
     (void)ls;
     if (!stsl_anchor_push(L, &g->anchor)) return;
     int group = lua_gettop(L);
-    int rc = sts_gmember_control(&g->m, data, len, wall_now(), &ch);
+    int rc = sts_gmember_control(&g->m, data, len, sts_wall_now(), &ch);
     if (rc != 0) sts_warn("group %s: ignored a message from the key server: %s", g->m.group, sts_strerror(rc));
     else apply_change(L, group, g, &ch);
     lua_settop(L, group - 1);
@@ -375,7 +348,7 @@ static void tap_ended(void *ud, struct lsession *ls, const char *why, int quiet)
     detach_session(L, group, g, !ours, why); /* closed here too, so its topic is free for the next one */
     if (!quiet && !ours && !g->closed && g->m.state == STS_GMEMBER_JOINED) {
         sts_warn("group %s: lost the key server (%s); keeping the keys we hold", g->m.group, why);
-        if (get_uv(L, group, "reconnect") == LUA_TFUNCTION) {
+        if (stsl_get_uv(L, group, "reconnect") == LUA_TFUNCTION) {
             lua_pushvalue(L, group);
             stsl_pcall(L, 1, 0, "group reconnect");
         } else {
@@ -407,7 +380,7 @@ static void release(lua_State *L, int group, struct lgroup *g, int quiet)
     struct sts_mqtt *mq = stsl_client_mqtt(g->client);
     if (mq && g->sub) sts_mqtt_unsubscribe(mq, g->sub);
     g->sub = NULL;
-    get_uv(L, group, "client");
+    stsl_get_uv(L, group, "client");
     if (!lua_isnil(L, -1)) stsl_client_on_close(L, lua_gettop(L), group, NULL);
     lua_pop(L, 1);
     sts_backlog_clear(&g->pending);
@@ -492,7 +465,7 @@ static int group_attach(lua_State *L)
     stsl_session_tap(ls, &tap);
     g->ls = ls;
     lua_pushvalue(L, 2);
-    set_uv(L, 1, "session");
+    stsl_set_uv(L, 1, "session");
     sts_timer_start(loop(), &g->ping, g->keepalive, g->keepalive);
     tell_keyserver(g, sts_gmember_join, "our join");
     if (timeout < 0) {
@@ -501,7 +474,7 @@ static int group_attach(lua_State *L)
     }
     stsl_future_new(L);
     lua_pushvalue(L, -1);
-    set_uv(L, 1, "pending");
+    stsl_set_uv(L, 1, "pending");
     sts_timer_start(loop(), &g->join_wait, timeout, 0);
     return stsl_future_await(L, lua_gettop(L), -1);
 }
@@ -518,7 +491,7 @@ static int group_send(lua_State *L)
     if (!mq || (g->qos == 0 && sts_mqtt_state(mq) != STS_MQTT_CONNECTED))
         return stsl_fail(L, "send: the client is not connected");
     if (ensure_buf(g, len + STS_GROUP_OVERHEAD + STS_GROUP_SIG_LEN) != 0) return stsl_fail(L, "out of memory");
-    int rc = sts_gmember_seal(&g->m, g->topic, (const uint8_t *)text, len, wall_now(), g->buf, g->bufcap, &outlen);
+    int rc = sts_gmember_seal(&g->m, g->topic, (const uint8_t *)text, len, sts_wall_now(), g->buf, g->bufcap, &outlen);
     if (rc == STS_ERR_STATE)
         return stsl_fail(L, "group %s: %s", g->m.group, !(g->m.flags & STS_GFLAG_WRITE) ? "this member may not send"
                                                                                          : "no key for now (the grant ended)");
@@ -537,7 +510,7 @@ static int group_on(lua_State *L)
     const char *event = events[luaL_checkoption(L, 2, NULL, events)];
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
-    get_uv(L, 1, "on");
+    stsl_get_uv(L, 1, "on");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, event);
     lua_settop(L, 1);
@@ -550,7 +523,7 @@ static int group_set_reconnect(lua_State *L)
 {
     check_group(L, 1);
     lua_settop(L, 2);
-    set_uv(L, 1, "reconnect");
+    stsl_set_uv(L, 1, "reconnect");
     return 0;
 }
 
@@ -569,25 +542,19 @@ static int group_close_scope(lua_State *L)
     return group_leave(L);
 }
 
-static void set_count(lua_State *L, const char *name, uint64_t n)
-{
-    lua_pushinteger(L, (lua_Integer)n);
-    lua_setfield(L, -2, name);
-}
-
 static int group_stats(lua_State *L)
 {
     struct lgroup *g = check_group(L, 1);
     lua_createtable(L, 0, 10);
-    set_count(L, "sent", g->sent);
-    set_count(L, "received", g->received);
-    set_count(L, "echoes", g->echoes);
-    set_count(L, "rekeys", g->rekeys);
-    set_count(L, "pending", g->pending.n);
-    set_count(L, "rejected_total", g->rejections);
-    set_count(L, "memory", sizeof *g + g->bufcap + sts_gmember_memory(&g->m));
+    stsl_set_count(L, "sent", g->sent);
+    stsl_set_count(L, "received", g->received);
+    stsl_set_count(L, "echoes", g->echoes);
+    stsl_set_count(L, "rekeys", g->rekeys);
+    stsl_set_count(L, "pending", g->pending.n);
+    stsl_set_count(L, "rejected_total", g->rejections);
+    stsl_set_count(L, "memory", sizeof *g + g->bufcap + sts_gmember_memory(&g->m));
     lua_createtable(L, 0, STS_REASON_COUNT);
-    for (int r = 1; r < STS_REASON_COUNT; r++) set_count(L, sts_reason_name((enum sts_reason)r), g->rejected[r]);
+    for (int r = 1; r < STS_REASON_COUNT; r++) stsl_set_count(L, sts_reason_name((enum sts_reason)r), g->rejected[r]);
     lua_setfield(L, -2, "rejected");
     return 1;
 }
@@ -614,7 +581,7 @@ static int group_property(lua_State *L)
     if (strcmp(key, "method") == 0) return lua_pushstring(L, methods[g->m.method <= 3 ? g->m.method : 0]), 1;
     if (strcmp(key, "cipher") == 0) return lua_pushstring(L, g->m.alg == STS_GROUP_AESGCM ? "aesgcm" : "chachapoly"), 1;
     if (strcmp(key, "signed") == 0) return lua_pushboolean(L, (g->m.flags & STS_GFLAG_SIGNED) != 0), 1;
-    if (strcmp(key, "session") == 0) return get_uv(L, 1, "session"), 1;
+    if (strcmp(key, "session") == 0) return stsl_get_uv(L, 1, "session"), 1;
     return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STATE_MAX (64u << 20)
@@ -30,13 +29,6 @@ struct lkeyserver {
 static struct sts_loop *loop(void)
 {
     return sts_loop_default();
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static struct lkeyserver *check_keyserver(lua_State *L, int idx)
@@ -56,9 +48,9 @@ static void push_sessions(lua_State *L, int idx)
 /* Runs the core's deadlines and arms the timer for the next one. */
 static void rearm(struct lkeyserver *k)
 {
-    double next = sts_gks_tick(k->ks, wall_now());
+    double next = sts_gks_tick(k->ks, sts_wall_now());
     if (next > 0) {
-        double in = next - wall_now();
+        double in = next - sts_wall_now();
         sts_timer_start(loop(), &k->tick, in > 0.01 ? in : 0.01, 0);
     } else {
         sts_timer_stop(loop(), &k->tick);
@@ -161,7 +153,7 @@ static void tap_message(void *ud, struct lsession *ls, const uint8_t *data, size
 {
     struct lkeyserver *k = ud;
     if (!ls->has_peer_key) return; /* attach refuses NN sessions; nothing else comes here */
-    sts_gks_receive(k->ks, ls, ls->peer_key, data, len, wall_now());
+    sts_gks_receive(k->ks, ls, ls->peer_key, data, len, sts_wall_now());
     rearm(k);
 }
 
@@ -170,7 +162,7 @@ static void tap_ended(void *ud, struct lsession *ls, const char *why, int quiet)
     struct lkeyserver *k = ud;
     stsl_session_tap(ls, NULL);
     if (!k->ks || quiet) return; /* quiet: the process is finalizing */
-    sts_gks_detach(k->ks, ls, why, wall_now());
+    sts_gks_detach(k->ks, ls, why, sts_wall_now());
     rearm(k);
     end_session(k, ls, why);
 }
@@ -221,7 +213,7 @@ static int load_state(lua_State *L, struct lkeyserver *k)
     int rc = sts_read_file(k->state_path, STATE_MAX, &buf, &len, err, sizeof err);
     if (rc == STS_ERR_IO && access(k->state_path, F_OK) != 0) return 1; /* a first start */
     if (rc != 0) return stsl_fail(L, "%s", err), 0;
-    rc = sts_gks_load(k->ks, buf, len, wall_now(), err, sizeof err);
+    rc = sts_gks_load(k->ks, buf, len, sts_wall_now(), err, sizeof err);
     mbedtls_platform_zeroize(buf, len);
     free(buf);
     if (rc != 0) return stsl_fail(L, "%s: %s (the file is kept as it is)", k->state_path, err), 0;
@@ -265,7 +257,7 @@ static int l_server(lua_State *L)
             if (!name || !lua_istable(L, -1)) luaL_error(L, "option 'groups' maps group names to tables of settings");
             stsl_check_options(L, lua_gettop(L), name, per_group);
             read_group_config(L, lua_gettop(L), &gc);
-            if (sts_gks_define(k->ks, name, &gc, wall_now()) != 0) luaL_error(L, "option 'groups': bad group '%s'", name);
+            if (sts_gks_define(k->ks, name, &gc, sts_wall_now()) != 0) luaL_error(L, "option 'groups': bad group '%s'", name);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -288,7 +280,7 @@ static int ks_acl(lua_State *L)
     char err[512];
     struct sts_acl acl;
     if (sts_acl_load(&acl, path, err, sizeof err) != 0) return stsl_fail(L, "%s", err);
-    sts_gks_set_acl(k->ks, &acl, wall_now());
+    sts_gks_set_acl(k->ks, &acl, sts_wall_now());
     sts_acl_free(&acl);
     rearm(k);
     lua_pushboolean(L, 1);
@@ -315,7 +307,7 @@ static int ks_attach(lua_State *L)
 static int ks_will(lua_State *L)
 {
     struct lkeyserver *k = check_keyserver(L, 1);
-    sts_gks_will(k->ks, luaL_checkstring(L, 2), wall_now());
+    sts_gks_will(k->ks, luaL_checkstring(L, 2), sts_wall_now());
     rearm(k);
     return 0;
 }
@@ -324,7 +316,7 @@ static int ks_rotate(lua_State *L)
 {
     struct lkeyserver *k = check_keyserver(L, 1);
     const char *group = luaL_checkstring(L, 2);
-    if (sts_gks_rotate(k->ks, group, wall_now()) != 0) return stsl_fail(L, "no group '%s'", group);
+    if (sts_gks_rotate(k->ks, group, sts_wall_now()) != 0) return stsl_fail(L, "no group '%s'", group);
     rearm(k);
     lua_pushboolean(L, 1);
     return 1;
@@ -364,30 +356,24 @@ static int ks_on_event(lua_State *L)
     return 0;
 }
 
-static void set_count(lua_State *L, const char *name, uint64_t n)
-{
-    lua_pushinteger(L, (lua_Integer)n);
-    lua_setfield(L, -2, name);
-}
-
 static int ks_stats(lua_State *L)
 {
     struct lkeyserver *k = check_keyserver(L, 1);
     struct sts_gks_stats st;
     sts_gks_stats(k->ks, &st);
     lua_createtable(L, 0, 12);
-    set_count(L, "joins", st.joins);
-    set_count(L, "refusals", st.refusals);
-    set_count(L, "leaves", st.leaves);
-    set_count(L, "removals", st.removals);
-    set_count(L, "rekeys", st.rekeys);
-    set_count(L, "rejected", st.rejected);
-    set_count(L, "messages_out", st.messages_out);
-    set_count(L, "groups", st.groups);
-    set_count(L, "members", st.members);
-    set_count(L, "sessions", st.peers);
-    set_count(L, "save_failures", k->save_failures);
-    set_count(L, "memory", sts_gks_memory(k->ks));
+    stsl_set_count(L, "joins", st.joins);
+    stsl_set_count(L, "refusals", st.refusals);
+    stsl_set_count(L, "leaves", st.leaves);
+    stsl_set_count(L, "removals", st.removals);
+    stsl_set_count(L, "rekeys", st.rekeys);
+    stsl_set_count(L, "rejected", st.rejected);
+    stsl_set_count(L, "messages_out", st.messages_out);
+    stsl_set_count(L, "groups", st.groups);
+    stsl_set_count(L, "members", st.members);
+    stsl_set_count(L, "sessions", st.peers);
+    stsl_set_count(L, "save_failures", k->save_failures);
+    stsl_set_count(L, "memory", sts_gks_memory(k->ks));
     return 1;
 }
 
@@ -399,8 +385,8 @@ static int ks_group(lua_State *L)
     size_t members;
     if (sts_gks_group_info(k->ks, luaL_checkstring(L, 2), &epoch, &members) != 0) return 0;
     lua_createtable(L, 0, 2);
-    set_count(L, "epoch", epoch);
-    set_count(L, "members", members);
+    stsl_set_count(L, "epoch", epoch);
+    stsl_set_count(L, "members", members);
     return 1;
 }
 

@@ -35,14 +35,6 @@ static struct llistener *check_listener(lua_State *L, int idx)
     return luaL_checkudata(L, idx, LISTENER_MT);
 }
 
-static int get_uv(lua_State *L, int idx, const char *name)
-{
-    lua_getiuservalue(L, idx, 1);
-    int t = lua_getfield(L, -1, name);
-    lua_remove(L, -2);
-    return t;
-}
-
 static void on_session_frame(void *ud, const struct sts_mqtt_message *msg)
 {
     stsl_session_receive(ud, msg);
@@ -66,8 +58,8 @@ static void add_session(lua_State *L, struct llistener *li, const char *topic)
     struct policy p = li->policy; /* the copy's key pointers must point into the copy */
     if (p.cfg.static_priv) p.cfg.static_priv = p.identity, p.cfg.static_pub = p.identity_pub;
     if (p.cfg.peer_static) p.cfg.peer_static = p.peer;
-    get_uv(L, listener, "client");
-    get_uv(L, listener, "trust");
+    stsl_get_uv(L, listener, "client");
+    stsl_get_uv(L, listener, "trust");
     struct lsession *ls = stsl_session_new(L, listener + 1, listener + 2, &p, STS_ROLE_RESPONDER, topic, out);
     mbedtls_platform_zeroize(&p, sizeof p);
     if (!ls) {
@@ -83,7 +75,7 @@ static void add_session(lua_State *L, struct llistener *li, const char *topic)
         lua_insert(L, -2);
         lua_setfield(L, -2, "listener");
         lua_pop(L, 1);
-        get_uv(L, listener, "sessions");
+        stsl_get_uv(L, listener, "sessions");
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, topic);
         li->nsessions++;
@@ -106,9 +98,9 @@ static void on_frame(void *ud, const struct sts_mqtt_message *msg)
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls)
 {
     (void)ls;
-    get_uv(L, session, "listener");
+    stsl_get_uv(L, session, "listener");
     int listener = lua_gettop(L);
-    if (get_uv(L, listener, "on_session") == LUA_TFUNCTION && !ls->quiet) {
+    if (stsl_get_uv(L, listener, "on_session") == LUA_TFUNCTION && !ls->quiet) {
         lua_pushvalue(L, session);
         stsl_pcall(L, 1, 0, "listener session handler");
     } else {
@@ -126,8 +118,8 @@ void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
     sts_registry_remove(ls->sub);
     sts_registry_collect(&li->sessions, f);
     li->nsessions--;
-    get_uv(L, session, "listener");
-    get_uv(L, -1, "sessions");
+    stsl_get_uv(L, session, "listener");
+    stsl_get_uv(L, -1, "sessions");
     lua_pushnil(L);
     lua_setfield(L, -2, ls->topic_in);
     lua_pop(L, 2);
@@ -197,7 +189,7 @@ static int listener_sessions(lua_State *L)
 {
     check_listener(L, 1);
     lua_newtable(L);
-    get_uv(L, 1, "sessions");
+    stsl_get_uv(L, 1, "sessions");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         if (stsl_check_session(L, -1)->established) lua_setfield(L, -4, lua_tostring(L, -2));
@@ -212,7 +204,7 @@ static int listener_close(lua_State *L)
     struct llistener *li = check_listener(L, 1);
     if (li->closing || li->anchor.ref == LUA_NOREF) return 0;
     li->closing = 1;
-    get_uv(L, 1, "sessions");
+    stsl_get_uv(L, 1, "sessions");
     int sessions = lua_gettop(L);
     lua_newtable(L); /* a copy: closing a session takes it out of the table */
     int copy = lua_gettop(L), n = 0;
@@ -223,7 +215,7 @@ static int listener_close(lua_State *L)
         stsl_session_close(L, -1, stsl_check_session(L, -1), "listener closed");
         lua_pop(L, 1);
     }
-    get_uv(L, 1, "client");
+    stsl_get_uv(L, 1, "client");
     stsl_client_on_close(L, lua_gettop(L), 1, NULL);
     struct sts_mqtt *m = stsl_client_mqtt(li->client);
     if (m) sts_mqtt_unsubscribe(m, li->sub);

@@ -37,31 +37,12 @@ static int is_open(const struct lsession *ls)
     return ls->s && !ls->closing && ls->anchor.ref != LUA_NOREF;
 }
 
-/* Pushes field `name` of the user value table of the userdata at idx. */
-static int get_uv(lua_State *L, int idx, const char *name)
-{
-    lua_getiuservalue(L, idx, 1);
-    int t = lua_getfield(L, -1, name);
-    lua_remove(L, -2);
-    return t;
-}
-
-/* Sets field `name` of that table to the value on top (popped). */
-static void set_uv(lua_State *L, int idx, const char *name)
-{
-    idx = lua_absindex(L, idx);
-    lua_getiuservalue(L, idx, 1);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
-}
-
 /* Pushes the script's handler for `event`; returns 0 (nothing pushed) if
  * there is none or no script code may run. */
 static int push_handler(lua_State *L, int idx, const struct lsession *ls, const char *event)
 {
     if (ls->quiet) return 0;
-    get_uv(L, idx, "on");
+    stsl_get_uv(L, idx, "on");
     int t = lua_getfield(L, -1, event);
     lua_remove(L, -2);
     if (t == LUA_TFUNCTION) return 1;
@@ -103,12 +84,12 @@ static int trust_check(void *ctx, const uint8_t pub[STS_X25519_LEN])
 /* The pending sts.handshake gets its answer: the session, or nil and why. */
 static void settle(lua_State *L, int session, int ok, const char *reason)
 {
-    if (get_uv(L, session, "pending") == LUA_TNIL) {
+    if (stsl_get_uv(L, session, "pending") == LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
     lua_pushnil(L);
-    set_uv(L, session, "pending");
+    stsl_set_uv(L, session, "pending");
     if (ok) lua_pushvalue(L, session);
     else lua_pushnil(L);
     lua_pushstring(L, reason);
@@ -151,7 +132,7 @@ static void on_established(lua_State *L, int session, struct lsession *ls, const
     if (ls->has_peer_key) memcpy(ls->peer_key, peer, STS_X25519_LEN);
     if (len == STS_X25519_LEN && sts_key_fingerprint(fp, peer) == 0) lua_pushstring(L, fp);
     else lua_pushnil(L);
-    set_uv(L, session, "peer");
+    stsl_set_uv(L, session, "peer");
     if (!ls->established) {
         ls->established = 1;
         sts_info("session %s: established%s", ls->topic_in, sts_session_authenticated(ls->s) ? "" : " (unauthenticated)");
@@ -160,7 +141,7 @@ static void on_established(lua_State *L, int session, struct lsession *ls, const
     } else if (ls->tap.rekeyed) {
         ls->tap.rekeyed(ls->tap.ud, ls);
     } else if (push_handler(L, session, ls, "established")) {
-        get_uv(L, session, "peer");
+        stsl_get_uv(L, session, "peer");
         stsl_pcall(L, 1, 0, "session established handler");
     }
 }
@@ -319,7 +300,7 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     ls->closing = 1;
     idx = lua_absindex(L, idx);
     sts_timer_stop(loop(), &ls->wait);
-    get_uv(L, idx, "client");
+    stsl_get_uv(L, idx, "client");
     stsl_client_on_close(L, lua_gettop(L), idx, NULL);
     lua_pop(L, 1);
     sts_session_close(ls->s, sts_now(), reason);
@@ -410,7 +391,7 @@ static int l_handshake(lua_State *L)
     }
     stsl_future_new(L); /* 5 */
     lua_pushvalue(L, 5);
-    set_uv(L, 4, "pending");
+    stsl_set_uv(L, 4, "pending");
     if (role == STS_ROLE_INITIATOR) sts_session_start(ls->s, sts_now());
     rearm(ls);
     /* A responder waits for its initiator as long as `wait` says (default:
@@ -461,7 +442,7 @@ static int session_on(lua_State *L)
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
-    get_uv(L, 1, "on");
+    stsl_get_uv(L, 1, "on");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, events[e]);
     /* Kept messages go to a new message handler from the loop, like any other. */
@@ -494,36 +475,30 @@ static int session_rehandshake(lua_State *L)
     return 1;
 }
 
-static void set_count(lua_State *L, const char *name, uint64_t n)
-{
-    lua_pushinteger(L, (lua_Integer)n);
-    lua_setfield(L, -2, name);
-}
-
 static int session_stats(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
     lua_createtable(L, 0, 12);
     if (!ls->s) return 1;
     const struct sts_session_stats *st = sts_session_stats(ls->s);
-    set_count(L, "sent", st->messages_out);
-    set_count(L, "received", st->messages_in);
-    set_count(L, "frames_in", st->frames_in);
-    set_count(L, "frames_out", st->frames_out);
-    set_count(L, "handshakes", st->handshakes);
-    set_count(L, "retransmits", st->retransmits);
-    set_count(L, "rekeys", st->rekeys);
-    set_count(L, "resyncs_sent", st->resyncs_sent);
-    set_count(L, "resyncs_received", st->resyncs_received);
-    set_count(L, "memory", sts_session_memory(ls->s) + sizeof *ls);
+    stsl_set_count(L, "sent", st->messages_out);
+    stsl_set_count(L, "received", st->messages_in);
+    stsl_set_count(L, "frames_in", st->frames_in);
+    stsl_set_count(L, "frames_out", st->frames_out);
+    stsl_set_count(L, "handshakes", st->handshakes);
+    stsl_set_count(L, "retransmits", st->retransmits);
+    stsl_set_count(L, "rekeys", st->rekeys);
+    stsl_set_count(L, "resyncs_sent", st->resyncs_sent);
+    stsl_set_count(L, "resyncs_received", st->resyncs_received);
+    stsl_set_count(L, "memory", sts_session_memory(ls->s) + sizeof *ls);
     lua_newtable(L);
     uint64_t total = 0;
     for (int r = 1; r < STS_REASON_COUNT; r++) {
         total += st->rejected[r];
-        if (st->rejected[r]) set_count(L, sts_reason_name((enum sts_reason)r), st->rejected[r]);
+        if (st->rejected[r]) stsl_set_count(L, sts_reason_name((enum sts_reason)r), st->rejected[r]);
     }
     lua_setfield(L, -2, "rejected");
-    set_count(L, "rejected_total", total);
+    stsl_set_count(L, "rejected_total", total);
     return 1;
 }
 
@@ -541,7 +516,7 @@ static int session_property(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
     const char *key = luaL_checkstring(L, 2);
-    if (strcmp(key, "peer") == 0) return get_uv(L, 1, "peer"), 1;
+    if (strcmp(key, "peer") == 0) return stsl_get_uv(L, 1, "peer"), 1;
     if (strcmp(key, "topic") == 0) return lua_pushstring(L, ls->topic_in), 1;
     if (strcmp(key, "pub") == 0) return lua_pushstring(L, ls->topic_out), 1;
     if (strcmp(key, "authenticated") == 0) return lua_pushboolean(L, ls->s && sts_session_authenticated(ls->s)), 1;

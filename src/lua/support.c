@@ -76,3 +76,26 @@ void stsl_anchor_release(struct stsl_anchor *a)
     a->ref = LUA_NOREF;
     sts_loop_close(sts_loop_default(), &a->release, drop_reference);
 }
+
+int stsl_get_uv(lua_State *L, int idx, const char *name)
+{
+    lua_getiuservalue(L, idx, 1);
+    int t = lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    return t;
+}
+
+void stsl_set_uv(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_getiuservalue(L, idx, 1);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+void stsl_set_count(lua_State *L, const char *name, uint64_t n)
+{
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_setfield(L, -2, name);
+}
