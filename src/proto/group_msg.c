@@ -1,5 +1,6 @@
 #include "proto/group_msg.h"
 #include "util/error.h"
+#include "util/wire.h"
 
 #include <mbedtls/platform_util.h>
 #include <string.h>
@@ -129,127 +130,99 @@ static int message_ok(const struct sts_gmsg *m)
     return 0;
 }
 
-/* Encoding. The writer counts every byte but stores only what fits, so one
- * check at the end tells whether the message did. */
+/* Encoding: one check at the end tells whether the message fitted. */
 
-struct writer {
-    uint8_t *out;
-    size_t cap, len;
-};
-
-static void put(struct writer *w, const void *src, size_t n)
+static void put_pub(struct sts_wire_writer *w, const uint8_t pub[STS_ECDSA_PUB_LEN], uint8_t has)
 {
-    if (n > 0 && w->len <= w->cap && n <= w->cap - w->len) memcpy(w->out + w->len, src, n);
-    w->len += n;
+    sts_wire_put_u8(w, has ? STS_ECDSA_PUB_LEN : 0);
+    if (has) sts_wire_put(w, pub, STS_ECDSA_PUB_LEN);
 }
 
-static void put_uint(struct writer *w, uint64_t v, size_t n)
+static void put_join(struct sts_wire_writer *w, const struct sts_gmsg_join *j)
 {
-    uint8_t b[8];
-
-    for (size_t i = 0; i < n; i++)
-        b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    put(w, b, n);
-}
-
-static void put_str8(struct writer *w, const char *s, size_t cap)
-{
-    size_t n = strnlen(s, cap);
-
-    put_uint(w, n, 1);
-    put(w, s, n);
-}
-
-static void put_pub(struct writer *w, const uint8_t pub[STS_ECDSA_PUB_LEN], uint8_t has)
-{
-    put_uint(w, has ? STS_ECDSA_PUB_LEN : 0, 1);
-    if (has) put(w, pub, STS_ECDSA_PUB_LEN);
-}
-
-static void put_join(struct writer *w, const struct sts_gmsg_join *j)
-{
-    put_str8(w, j->group, sizeof j->group);
-    put_str8(w, j->client_id, sizeof j->client_id);
+    sts_wire_put_str8(w, j->group, sizeof j->group);
+    sts_wire_put_str8(w, j->client_id, sizeof j->client_id);
     put_pub(w, j->sign_pub, j->has_sign_pub);
-    put_uint(w, j->grant, 4);
-    put_uint(w, j->resume_epoch, 4);
-    put_uint(w, j->resume_index, 2);
+    sts_wire_put_u32(w, j->grant);
+    sts_wire_put_u32(w, j->resume_epoch);
+    sts_wire_put_u16(w, j->resume_index);
 }
 
-static void put_key(struct writer *w, const struct sts_gmsg_key *k)
+static void put_key(struct sts_wire_writer *w, const struct sts_gmsg_key *k)
 {
-    put_str8(w, k->group, sizeof k->group);
-    put_uint(w, k->method, 1);
-    put_uint(w, k->alg, 1);
-    put_uint(w, k->flags, 1);
-    put_uint(w, k->epoch, 4);
-    put_uint(w, k->index, 2);
-    put_uint(w, k->grace, 2);
-    put(w, k->key, STS_KEY_LEN);
+    sts_wire_put_str8(w, k->group, sizeof k->group);
+    sts_wire_put_u8(w, k->method);
+    sts_wire_put_u8(w, k->alg);
+    sts_wire_put_u8(w, k->flags);
+    sts_wire_put_u32(w, k->epoch);
+    sts_wire_put_u16(w, k->index);
+    sts_wire_put_u16(w, k->grace);
+    sts_wire_put(w, k->key, STS_KEY_LEN);
 }
 
-static void put_slots(struct writer *w, const struct sts_gmsg_slots *s)
+static void put_slots(struct sts_wire_writer *w, const struct sts_gmsg_slots *s)
 {
-    put_str8(w, s->group, sizeof s->group);
-    put_uint(w, s->alg, 1);
-    put_uint(w, s->flags, 1);
-    put_uint(w, s->index, 2);
-    put_uint(w, s->slot_seconds, 4);
-    put_uint(w, s->depth, 1);
-    put_uint(w, s->skew, 2);
-    put_uint(w, s->origin_ms, 8);
-    put_uint(w, s->now_ms, 8);
-    put_uint(w, s->first, 4);
-    put_uint(w, s->last, 4);
-    put_uint(w, s->count, 1);
+    sts_wire_put_str8(w, s->group, sizeof s->group);
+    sts_wire_put_u8(w, s->alg);
+    sts_wire_put_u8(w, s->flags);
+    sts_wire_put_u16(w, s->index);
+    sts_wire_put_u32(w, s->slot_seconds);
+    sts_wire_put_u8(w, s->depth);
+    sts_wire_put_u16(w, s->skew);
+    sts_wire_put_u64(w, s->origin_ms);
+    sts_wire_put_u64(w, s->now_ms);
+    sts_wire_put_u32(w, s->first);
+    sts_wire_put_u32(w, s->last);
+    sts_wire_put_u8(w, s->count);
     for (size_t i = 0; i < s->count; i++) {
-        put_uint(w, s->nodes[i].depth, 1);
-        put_uint(w, s->nodes[i].pos, 4);
-        put(w, s->nodes[i].key, STS_KEY_LEN);
+        sts_wire_put_u8(w, s->nodes[i].depth);
+        sts_wire_put_u32(w, s->nodes[i].pos);
+        sts_wire_put(w, s->nodes[i].key, STS_KEY_LEN);
     }
 }
 
-static void put_roster(struct writer *w, const struct sts_gmsg_roster *r)
+static void put_roster(struct sts_wire_writer *w, const struct sts_gmsg_roster *r)
 {
-    put_str8(w, r->group, sizeof r->group);
-    put_uint(w, r->flags, 1);
-    put_uint(w, r->count, 2);
+    sts_wire_put_str8(w, r->group, sizeof r->group);
+    sts_wire_put_u8(w, r->flags);
+    sts_wire_put_u16(w, r->count);
     for (size_t i = 0; i < r->count; i++) {
         const struct sts_gmsg_roster_entry *e = &r->entries[i];
-        put_uint(w, e->index, 2);
-        put_uint(w, e->op, 1);
-        put_str8(w, e->name, sizeof e->name);
+        sts_wire_put_u16(w, e->index);
+        sts_wire_put_u8(w, e->op);
+        sts_wire_put_str8(w, e->name, sizeof e->name);
         put_pub(w, e->sign_pub, e->has_sign_pub);
     }
 }
 
-static void put_body(struct writer *w, const struct sts_gmsg *m)
+static void put_body(struct sts_wire_writer *w, const struct sts_gmsg *m)
 {
     switch (m->type) {
     case STS_GMSG_JOIN: put_join(w, &m->u.join); break;
-    case STS_GMSG_LEAVE: put_str8(w, m->u.text.group, sizeof m->u.text.group); break;
+    case STS_GMSG_LEAVE: sts_wire_put_str8(w, m->u.text.group, sizeof m->u.text.group); break;
     case STS_GMSG_PING:
-    case STS_GMSG_PONG: put_uint(w, m->u.token, 4); break;
+    case STS_GMSG_PONG: sts_wire_put_u32(w, m->u.token); break;
     case STS_GMSG_KEY: put_key(w, &m->u.key); break;
     case STS_GMSG_SLOTS: put_slots(w, &m->u.slots); break;
     case STS_GMSG_ROSTER: put_roster(w, &m->u.roster); break;
     case STS_GMSG_REFUSED:
     case STS_GMSG_REMOVED:
-        put_str8(w, m->u.text.group, sizeof m->u.text.group);
-        put_str8(w, m->u.text.reason, sizeof m->u.text.reason);
+        sts_wire_put_str8(w, m->u.text.group, sizeof m->u.text.group);
+        sts_wire_put_str8(w, m->u.text.reason, sizeof m->u.text.reason);
         break;
     }
 }
 
 int sts_gmsg_encode(const struct sts_gmsg *m, uint8_t *out, size_t cap, size_t *outlen)
 {
-    struct writer w = { .out = out, .cap = cap };
+    struct sts_wire_writer w;
 
     if (!message_ok(m)) return STS_ERR_INVALID;
-    put_uint(&w, STS_GMSG_VERSION, 1);
-    put_uint(&w, m->type, 1);
+    sts_wire_writer_init(&w, out, cap);
+    sts_wire_put_u8(&w, STS_GMSG_VERSION);
+    sts_wire_put_u8(&w, m->type);
     put_body(&w, m);
-    if (w.len > cap) {
+    if (w.overflow) {
         mbedtls_platform_zeroize(out, cap); /* key bytes written before the end ran out */
         return STS_ERR_TOO_BIG;
     }
@@ -261,171 +234,117 @@ int sts_gmsg_encode(const struct sts_gmsg *m, uint8_t *out, size_t cap, size_t *
  * the field readers need no checks of their own; a prefix of a valid message
  * fails only by running out, as STS_ERR_TRUNCATED. */
 
-struct reader {
-    const uint8_t *in;
-    size_t left;
-    int err;
-};
-
-static void refuse(struct reader *r, int err)
+static void get_pub(struct sts_wire_reader *r, uint8_t pub[STS_ECDSA_PUB_LEN], uint8_t *has)
 {
-    if (r->err == 0) r->err = err;
-}
+    size_t n = sts_wire_get_u8(r);
 
-static const uint8_t *take(struct reader *r, size_t n)
-{
-    const uint8_t *p = r->in;
-
-    if (r->err != 0) return NULL;
-    if (r->left < n) {
-        refuse(r, STS_ERR_TRUNCATED);
-        return NULL;
-    }
-    r->in += n;
-    r->left -= n;
-    return p;
-}
-
-static uint64_t get_uint(struct reader *r, size_t n)
-{
-    const uint8_t *p = take(r, n);
-    uint64_t v = 0;
-
-    for (size_t i = 0; p != NULL && i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void get_bytes(struct reader *r, void *out, size_t n)
-{
-    const uint8_t *p = take(r, n);
-    if (p != NULL) memcpy(out, p, n);
-}
-
-/* Into out (cap bytes, NUL-terminated); a NUL inside would cut the string
- * short and re-encode differently. */
-static void get_str8(struct reader *r, char *out, size_t cap)
-{
-    size_t n = (size_t)get_uint(r, 1);
-    const uint8_t *p;
-
-    if (n >= cap) refuse(r, STS_ERR_INVALID);
-    p = take(r, n);
-    if (p == NULL) return;
-    if (memchr(p, '\0', n) != NULL) refuse(r, STS_ERR_INVALID);
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
-static void get_pub(struct reader *r, uint8_t pub[STS_ECDSA_PUB_LEN], uint8_t *has)
-{
-    size_t n = (size_t)get_uint(r, 1);
-
-    if (n != 0 && n != STS_ECDSA_PUB_LEN) refuse(r, STS_ERR_INVALID);
-    get_bytes(r, pub, n);
+    if (n != 0 && n != STS_ECDSA_PUB_LEN) sts_wire_fail(r, STS_ERR_INVALID);
+    sts_wire_get(r, pub, n);
     *has = n != 0;
 }
 
-static void get_join(struct reader *r, struct sts_gmsg_join *j)
+static void get_join(struct sts_wire_reader *r, struct sts_gmsg_join *j)
 {
-    get_str8(r, j->group, sizeof j->group);
-    get_str8(r, j->client_id, sizeof j->client_id);
+    sts_wire_get_str8(r, j->group, sizeof j->group);
+    sts_wire_get_str8(r, j->client_id, sizeof j->client_id);
     get_pub(r, j->sign_pub, &j->has_sign_pub);
-    j->grant = (uint32_t)get_uint(r, 4);
-    j->resume_epoch = (uint32_t)get_uint(r, 4);
-    j->resume_index = (uint16_t)get_uint(r, 2);
+    j->grant = sts_wire_get_u32(r);
+    j->resume_epoch = sts_wire_get_u32(r);
+    j->resume_index = sts_wire_get_u16(r);
 }
 
-static void get_key(struct reader *r, struct sts_gmsg_key *k)
+static void get_key(struct sts_wire_reader *r, struct sts_gmsg_key *k)
 {
-    get_str8(r, k->group, sizeof k->group);
-    k->method = (uint8_t)get_uint(r, 1);
-    k->alg = (uint8_t)get_uint(r, 1);
-    k->flags = (uint8_t)get_uint(r, 1);
-    k->epoch = (uint32_t)get_uint(r, 4);
-    k->index = (uint16_t)get_uint(r, 2);
-    k->grace = (uint16_t)get_uint(r, 2);
-    get_bytes(r, k->key, STS_KEY_LEN);
+    sts_wire_get_str8(r, k->group, sizeof k->group);
+    k->method = sts_wire_get_u8(r);
+    k->alg = sts_wire_get_u8(r);
+    k->flags = sts_wire_get_u8(r);
+    k->epoch = sts_wire_get_u32(r);
+    k->index = sts_wire_get_u16(r);
+    k->grace = sts_wire_get_u16(r);
+    sts_wire_get(r, k->key, STS_KEY_LEN);
 }
 
-static void get_slots(struct reader *r, struct sts_gmsg_slots *s)
+static void get_slots(struct sts_wire_reader *r, struct sts_gmsg_slots *s)
 {
-    get_str8(r, s->group, sizeof s->group);
-    s->alg = (uint8_t)get_uint(r, 1);
-    s->flags = (uint8_t)get_uint(r, 1);
-    s->index = (uint16_t)get_uint(r, 2);
-    s->slot_seconds = (uint32_t)get_uint(r, 4);
-    s->depth = (uint8_t)get_uint(r, 1);
-    s->skew = (uint16_t)get_uint(r, 2);
-    s->origin_ms = get_uint(r, 8);
-    s->now_ms = get_uint(r, 8);
-    s->first = (uint32_t)get_uint(r, 4);
-    s->last = (uint32_t)get_uint(r, 4);
-    s->count = (uint8_t)get_uint(r, 1);
+    sts_wire_get_str8(r, s->group, sizeof s->group);
+    s->alg = sts_wire_get_u8(r);
+    s->flags = sts_wire_get_u8(r);
+    s->index = sts_wire_get_u16(r);
+    s->slot_seconds = sts_wire_get_u32(r);
+    s->depth = sts_wire_get_u8(r);
+    s->skew = sts_wire_get_u16(r);
+    s->origin_ms = sts_wire_get_u64(r);
+    s->now_ms = sts_wire_get_u64(r);
+    s->first = sts_wire_get_u32(r);
+    s->last = sts_wire_get_u32(r);
+    s->count = sts_wire_get_u8(r);
     if (s->count > STS_SLOT_COVER_MAX) {
-        refuse(r, STS_ERR_INVALID);
+        sts_wire_fail(r, STS_ERR_INVALID);
         return;
     }
     for (size_t i = 0; i < s->count; i++) {
-        s->nodes[i].depth = (uint8_t)get_uint(r, 1);
-        s->nodes[i].pos = (uint32_t)get_uint(r, 4);
-        get_bytes(r, s->nodes[i].key, STS_KEY_LEN);
+        s->nodes[i].depth = sts_wire_get_u8(r);
+        s->nodes[i].pos = sts_wire_get_u32(r);
+        sts_wire_get(r, s->nodes[i].key, STS_KEY_LEN);
     }
 }
 
-static void get_roster(struct reader *r, struct sts_gmsg_roster *ro,
+static void get_roster(struct sts_wire_reader *r, struct sts_gmsg_roster *ro,
                        struct sts_gmsg_roster_entry *entries)
 {
-    get_str8(r, ro->group, sizeof ro->group);
-    ro->flags = (uint8_t)get_uint(r, 1);
-    ro->count = (uint16_t)get_uint(r, 2);
+    sts_wire_get_str8(r, ro->group, sizeof ro->group);
+    ro->flags = sts_wire_get_u8(r);
+    ro->count = sts_wire_get_u16(r);
     ro->entries = entries;
     if (ro->count > STS_GMSG_ROSTER_MAX || (ro->count > 0 && entries == NULL)) {
-        refuse(r, STS_ERR_INVALID);
+        sts_wire_fail(r, STS_ERR_INVALID);
         return;
     }
     for (size_t i = 0; i < ro->count; i++) {
         struct sts_gmsg_roster_entry *e = &entries[i];
         memset(e, 0, sizeof *e);
-        e->index = (uint16_t)get_uint(r, 2);
-        e->op = (uint8_t)get_uint(r, 1);
-        get_str8(r, e->name, sizeof e->name);
+        e->index = sts_wire_get_u16(r);
+        e->op = sts_wire_get_u8(r);
+        sts_wire_get_str8(r, e->name, sizeof e->name);
         get_pub(r, e->sign_pub, &e->has_sign_pub);
     }
 }
 
-static void get_body(struct reader *r, struct sts_gmsg *m, struct sts_gmsg_roster_entry *entries)
+static void get_body(struct sts_wire_reader *r, struct sts_gmsg *m,
+                     struct sts_gmsg_roster_entry *entries)
 {
     switch (m->type) {
     case STS_GMSG_JOIN: get_join(r, &m->u.join); return;
-    case STS_GMSG_LEAVE: get_str8(r, m->u.text.group, sizeof m->u.text.group); return;
+    case STS_GMSG_LEAVE: sts_wire_get_str8(r, m->u.text.group, sizeof m->u.text.group); return;
     case STS_GMSG_PING:
-    case STS_GMSG_PONG: m->u.token = (uint32_t)get_uint(r, 4); return;
+    case STS_GMSG_PONG: m->u.token = sts_wire_get_u32(r); return;
     case STS_GMSG_KEY: get_key(r, &m->u.key); return;
     case STS_GMSG_SLOTS: get_slots(r, &m->u.slots); return;
     case STS_GMSG_ROSTER: get_roster(r, &m->u.roster, entries); return;
     case STS_GMSG_REFUSED:
     case STS_GMSG_REMOVED:
-        get_str8(r, m->u.text.group, sizeof m->u.text.group);
-        get_str8(r, m->u.text.reason, sizeof m->u.text.reason);
+        sts_wire_get_str8(r, m->u.text.group, sizeof m->u.text.group);
+        sts_wire_get_str8(r, m->u.text.reason, sizeof m->u.text.reason);
         return;
     }
-    refuse(r, STS_ERR_INVALID);
+    sts_wire_fail(r, STS_ERR_INVALID);
 }
 
 int sts_gmsg_decode(const uint8_t *msg, size_t len, struct sts_gmsg *m,
                     struct sts_gmsg_roster_entry *entries)
 {
-    struct reader r = { .in = msg, .left = len };
+    struct sts_wire_reader r;
     uint8_t version;
 
+    sts_wire_reader_init(&r, msg, len);
     memset(m, 0, sizeof *m);
-    version = (uint8_t)get_uint(&r, 1);
+    version = sts_wire_get_u8(&r);
     if (r.err == 0 && version != STS_GMSG_VERSION) return STS_ERR_UNSUPPORTED;
-    m->type = (uint8_t)get_uint(&r, 1);
+    m->type = sts_wire_get_u8(&r);
     if (r.err == 0) get_body(&r, m, entries);
-    if (r.err == 0 && r.left > 0) refuse(&r, STS_ERR_INVALID);
-    if (r.err == 0 && !message_ok(m)) refuse(&r, STS_ERR_INVALID);
+    if (r.err == 0 && r.left > 0) sts_wire_fail(&r, STS_ERR_INVALID);
+    if (r.err == 0 && !message_ok(m)) sts_wire_fail(&r, STS_ERR_INVALID);
     if (r.err != 0) mbedtls_platform_zeroize(m, sizeof *m); /* half a message is no message */
     return r.err;
 }
