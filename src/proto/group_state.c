@@ -9,6 +9,7 @@
 #include "crypto/hash.h"
 #include "proto/group_state.h"
 #include "util/error.h"
+#include "util/wire.h"
 
 #include <mbedtls/constant_time.h>
 #include <mbedtls/platform_util.h>
@@ -24,169 +25,101 @@ static const uint8_t MAGIC[8] = { 'S', 'T', 'S', 'K', 'S', 0x00, 0x01, 0x00 };
 
 /* ---- writing ------------------------------------------------------------------ */
 
-/* Bytes written to p, or only counted when p is NULL (the sizing pass). */
-struct out {
-    uint8_t *p;
-    size_t len;
-};
-
-static void put(struct out *o, const void *b, size_t n)
+static void put_config(struct sts_wire_writer *o, const struct sts_gks_group_config *gc)
 {
-    if (o->p) memcpy(o->p + o->len, b, n);
-    o->len += n;
+    sts_wire_put_u8(o, gc->method);
+    sts_wire_put_u8(o, gc->alg);
+    sts_wire_put_u8(o, gc->sign);
+    sts_wire_put_u16(o, gc->grace);
+    sts_wire_put_u32(o, gc->slot_seconds);
+    sts_wire_put_u8(o, gc->depth);
+    sts_wire_put_u16(o, gc->skew);
+    sts_wire_put_u32(o, gc->grant);
+    sts_wire_put_u32(o, gc->max_grant);
 }
 
-static void put_uint(struct out *o, uint64_t v, size_t n)
+static void put_member(struct sts_wire_writer *o, const struct gks_member *m)
 {
-    uint8_t b[8];
-    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    put(o, b, n);
+    sts_wire_put(o, m->pub, STS_X25519_LEN);
+    sts_wire_put_str8(o, m->name, sizeof m->name);
+    sts_wire_put_u8(o, m->perm);
+    sts_wire_put_u16(o, m->index);
+    sts_wire_put_u8(o, m->has_sign_pub ? STS_ECDSA_PUB_LEN : 0);
+    if (m->has_sign_pub) sts_wire_put(o, m->sign_pub, STS_ECDSA_PUB_LEN);
+    sts_wire_put_str8(o, m->client_id, sizeof m->client_id);
+    sts_wire_put_u32(o, m->first);
+    sts_wire_put_u32(o, m->last);
 }
 
-static void put_str8(struct out *o, const char *s)
+static void put_group(struct sts_wire_writer *o, const struct gks_group *g)
 {
-    size_t n = strlen(s);
-    put_uint(o, n, 1);
-    put(o, s, n);
-}
-
-static void put_config(struct out *o, const struct sts_gks_group_config *gc)
-{
-    put_uint(o, (uint64_t)gc->method, 1);
-    put_uint(o, (uint64_t)gc->alg, 1);
-    put_uint(o, (uint64_t)gc->sign, 1);
-    put_uint(o, gc->grace, 2);
-    put_uint(o, gc->slot_seconds, 4);
-    put_uint(o, gc->depth, 1);
-    put_uint(o, gc->skew, 2);
-    put_uint(o, gc->grant, 4);
-    put_uint(o, gc->max_grant, 4);
-}
-
-static void put_member(struct out *o, const struct gks_member *m)
-{
-    put(o, m->pub, STS_X25519_LEN);
-    put_str8(o, m->name);
-    put_uint(o, m->perm, 1);
-    put_uint(o, m->index, 2);
-    put_uint(o, m->has_sign_pub ? STS_ECDSA_PUB_LEN : 0, 1);
-    if (m->has_sign_pub) put(o, m->sign_pub, STS_ECDSA_PUB_LEN);
-    put_str8(o, m->client_id);
-    put_uint(o, m->first, 4);
-    put_uint(o, m->last, 4);
-}
-
-static void put_group(struct out *o, const struct gks_group *g)
-{
-    put_str8(o, g->name);
+    sts_wire_put_str8(o, g->name, sizeof g->name);
     put_config(o, &g->gc);
-    put_uint(o, g->epoch, 4);
-    put(o, g->key, STS_KEY_LEN);
-    put_uint(o, g->prev_epoch, 4);
-    put(o, g->prev_key, STS_KEY_LEN);
-    put(o, g->root, STS_KEY_LEN);
-    put_uint(o, g->origin_ms, 8);
-    put_uint(o, g->next_index, 4);
-    put_uint(o, g->mark, 4);
-    put_uint(o, g->nmembers, 4);
+    sts_wire_put_u32(o, g->epoch);
+    sts_wire_put(o, g->key, STS_KEY_LEN);
+    sts_wire_put_u32(o, g->prev_epoch);
+    sts_wire_put(o, g->prev_key, STS_KEY_LEN);
+    sts_wire_put(o, g->root, STS_KEY_LEN);
+    sts_wire_put_u64(o, g->origin_ms);
+    sts_wire_put_u32(o, g->next_index);
+    sts_wire_put_u32(o, g->mark);
+    sts_wire_put_u32(o, g->nmembers);
     for (const struct gks_member *m = g->members; m; m = m->next) put_member(o, m);
 }
 
-static void put_body(struct out *o, const struct sts_gks *ks)
+static void put_body(struct sts_wire_writer *o, const struct sts_gks *ks)
 {
-    put_uint(o, ks->ngroups, 4);
+    sts_wire_put_u32(o, ks->ngroups);
     for (const struct gks_group *g = ks->groups; g; g = g->next) put_group(o, g);
 }
 
 int sts_gks_save(const struct sts_gks *ks, uint8_t **out, size_t *len)
 {
-    struct out sizing = { NULL, 0 }, o;
+    struct sts_wire_writer sizing, o;
+    uint8_t *buf;
     size_t total;
     int err;
 
+    sts_wire_writer_init(&sizing, NULL, 0);
     put_body(&sizing, ks);
     if (sizing.len > UINT32_MAX) return STS_ERR_TOO_BIG;
     total = HEAD_LEN + sizing.len + STS_SHA256_LEN;
-    o.p = malloc(total);
-    o.len = 0;
-    if (!o.p) return STS_ERR_NOMEM;
-    put(&o, MAGIC, sizeof MAGIC);
-    put_uint(&o, sizing.len, 4);
+    buf = malloc(total);
+    if (!buf) return STS_ERR_NOMEM;
+    sts_wire_writer_init(&o, buf, total - STS_SHA256_LEN);
+    sts_wire_put(&o, MAGIC, sizeof MAGIC);
+    sts_wire_put_u32(&o, (uint32_t)sizing.len);
     put_body(&o, ks);
-    err = sts_hash(STS_SHA256, o.p, o.len, o.p + o.len);
+    err = sts_hash(STS_SHA256, buf, total - STS_SHA256_LEN, buf + total - STS_SHA256_LEN);
     if (err) {
-        mbedtls_platform_zeroize(o.p, total);
-        free(o.p);
+        mbedtls_platform_zeroize(buf, total);
+        free(buf);
         return err;
     }
-    *out = o.p;
+    *out = buf;
     *len = total;
     return 0;
 }
 
 /* ---- reading -------------------------------------------------------------------- */
 
-/* A reader over the body: once a read runs past the end, `bad` is set and
- * every later read gives zeros. */
-struct in {
-    const uint8_t *p;
-    size_t len, off;
-    int bad;
-};
+/* The reader keeps its first failure and gives zeros after it. A bad str8
+ * is reported where it is read, so a failure found after a run of reads is
+ * running out of bytes: "truncated". */
 
-static const uint8_t *take(struct in *r, size_t n)
+static const char *read_config(struct sts_wire_reader *r, struct sts_gks_group_config *gc)
 {
-    const uint8_t *b;
-    if (r->bad || r->len - r->off < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    b = r->p + r->off;
-    r->off += n;
-    return b;
-}
-
-static uint64_t get_uint(struct in *r, size_t n)
-{
-    const uint8_t *b = take(r, n);
-    uint64_t v = 0;
-    for (size_t i = 0; b && i < n; i++) v = v << 8 | b[i];
-    return v;
-}
-
-static void get_bytes(struct in *r, void *dst, size_t n)
-{
-    const uint8_t *b = take(r, n);
-    if (b) memcpy(dst, b, n);
-}
-
-/* A str8 into dst (cap bytes with its terminator). 0, or -1 when it is too
- * long or holds a NUL. */
-static int get_str8(struct in *r, char *dst, size_t cap)
-{
-    size_t n = (size_t)get_uint(r, 1);
-    const uint8_t *b = take(r, n);
-    dst[0] = '\0';
-    if (!b) return 0;
-    if (n >= cap || memchr(b, 0, n)) return -1;
-    memcpy(dst, b, n);
-    dst[n] = '\0';
-    return 0;
-}
-
-static const char *read_config(struct in *r, struct sts_gks_group_config *gc)
-{
-    uint8_t method = (uint8_t)get_uint(r, 1), alg = (uint8_t)get_uint(r, 1);
+    uint8_t method = sts_wire_get_u8(r), alg = sts_wire_get_u8(r);
 
     memset(gc, 0, sizeof *gc);
-    gc->sign = (int)get_uint(r, 1);
-    gc->grace = (uint16_t)get_uint(r, 2);
-    gc->slot_seconds = (uint32_t)get_uint(r, 4);
-    gc->depth = (uint8_t)get_uint(r, 1);
-    gc->skew = (uint16_t)get_uint(r, 2);
-    gc->grant = (uint32_t)get_uint(r, 4);
-    gc->max_grant = (uint32_t)get_uint(r, 4);
-    if (r->bad) return "truncated";
+    gc->sign = sts_wire_get_u8(r);
+    gc->grace = sts_wire_get_u16(r);
+    gc->slot_seconds = sts_wire_get_u32(r);
+    gc->depth = sts_wire_get_u8(r);
+    gc->skew = sts_wire_get_u16(r);
+    gc->grant = sts_wire_get_u32(r);
+    gc->max_grant = sts_wire_get_u32(r);
+    if (r->err) return "truncated";
     /* checked as numbers first: an enum must never hold a value it lacks */
     if (method < STS_GROUP_STATIC || method > STS_GROUP_SLOTTED) return "unknown group method";
     if (alg != STS_GROUP_CHACHAPOLY && alg != STS_GROUP_AESGCM) return "unknown group algorithm";
@@ -204,23 +137,25 @@ static int claim_index(uint8_t *seen, uint16_t index)
     return 0;
 }
 
-static const char *read_member(struct in *r, const struct gks_group *g, struct gks_member *m, uint8_t *seen)
+static const char *read_member(struct sts_wire_reader *r, const struct gks_group *g, struct gks_member *m,
+                               uint8_t *seen)
 {
     size_t sign_len;
 
-    get_bytes(r, m->pub, STS_X25519_LEN);
-    if (get_str8(r, m->name, sizeof m->name) != 0 || (!r->bad && !sts_group_name_valid(m->name, strlen(m->name))))
+    sts_wire_get(r, m->pub, STS_X25519_LEN);
+    if (sts_wire_get_str8(r, m->name, sizeof m->name) != 0
+        || (!r->err && !sts_group_name_valid(m->name, strlen(m->name))))
         return "bad member name";
-    m->perm = (uint8_t)get_uint(r, 1);
-    m->index = (uint16_t)get_uint(r, 2);
-    sign_len = (size_t)get_uint(r, 1);
-    if (sign_len != 0 && sign_len != STS_ECDSA_PUB_LEN) return r->bad ? "truncated" : "bad signing key length";
+    m->perm = sts_wire_get_u8(r);
+    m->index = sts_wire_get_u16(r);
+    sign_len = sts_wire_get_u8(r);
+    if (sign_len != 0 && sign_len != STS_ECDSA_PUB_LEN) return r->err ? "truncated" : "bad signing key length";
     m->has_sign_pub = sign_len != 0;
-    get_bytes(r, m->sign_pub, sign_len);
-    if (get_str8(r, m->client_id, sizeof m->client_id) != 0) return "bad client id";
-    m->first = (uint32_t)get_uint(r, 4);
-    m->last = (uint32_t)get_uint(r, 4);
-    if (r->bad) return "truncated";
+    sts_wire_get(r, m->sign_pub, sign_len);
+    if (sts_wire_get_str8(r, m->client_id, sizeof m->client_id) != 0) return "bad client id";
+    m->first = sts_wire_get_u32(r);
+    m->last = sts_wire_get_u32(r);
+    if (r->err) return "truncated";
     if (m->perm < STS_ACL_READ || m->perm > (STS_ACL_READ | STS_ACL_WRITE)) return "bad member permissions";
     if ((m->perm & STS_ACL_WRITE) ? m->index == 0 || m->index >= g->next_index : m->index != 0)
         return "bad sender index";
@@ -231,11 +166,11 @@ static const char *read_member(struct in *r, const struct gks_group *g, struct g
     return NULL;
 }
 
-static const char *read_members(struct in *r, struct gks_group *g)
+static const char *read_members(struct sts_wire_reader *r, struct gks_group *g)
 {
-    uint32_t count = (uint32_t)get_uint(r, 4);
+    uint32_t count = sts_wire_get_u32(r);
     uint8_t *seen = calloc(1, (GKS_INDEX_MAX + 1) / 8);
-    const char *why = r->bad ? "truncated" : NULL;
+    const char *why = r->err ? "truncated" : NULL;
 
     if (!seen) return "out of memory";
     for (uint32_t i = 0; i < count && !why; i++) {
@@ -259,23 +194,25 @@ static int named_before(const struct gks_group *list, const struct gks_group *g)
     return 0;
 }
 
-static const char *read_group(struct in *r, struct gks_group *g, const struct gks_group *before)
+static const char *read_group(struct sts_wire_reader *r, struct gks_group *g,
+                              const struct gks_group *before)
 {
     const char *why;
 
-    if (get_str8(r, g->name, sizeof g->name) != 0 || (!r->bad && !sts_group_name_valid(g->name, strlen(g->name))))
+    if (sts_wire_get_str8(r, g->name, sizeof g->name) != 0
+        || (!r->err && !sts_group_name_valid(g->name, strlen(g->name))))
         return "bad group name";
-    if (!r->bad && named_before(before, g)) return "group saved twice";
+    if (!r->err && named_before(before, g)) return "group saved twice";
     if ((why = read_config(r, &g->gc)) != NULL) return why;
-    g->epoch = (uint32_t)get_uint(r, 4);
-    get_bytes(r, g->key, STS_KEY_LEN);
-    g->prev_epoch = (uint32_t)get_uint(r, 4);
-    get_bytes(r, g->prev_key, STS_KEY_LEN);
-    get_bytes(r, g->root, STS_KEY_LEN);
-    g->origin_ms = get_uint(r, 8);
-    g->next_index = (uint32_t)get_uint(r, 4);
-    g->mark = (uint32_t)get_uint(r, 4);
-    if (r->bad) return "truncated";
+    g->epoch = sts_wire_get_u32(r);
+    sts_wire_get(r, g->key, STS_KEY_LEN);
+    g->prev_epoch = sts_wire_get_u32(r);
+    sts_wire_get(r, g->prev_key, STS_KEY_LEN);
+    sts_wire_get(r, g->root, STS_KEY_LEN);
+    g->origin_ms = sts_wire_get_u64(r);
+    g->next_index = sts_wire_get_u32(r);
+    g->mark = sts_wire_get_u32(r);
+    if (r->err) return "truncated";
     if (g->epoch == 0 || (g->prev_epoch != 0 && g->prev_epoch != g->epoch - 1)) return "bad epoch";
     if (g->next_index == 0 || g->next_index > g->mark || g->mark > GKS_INDEX_MAX + 1)
         return "bad sender index reservation";
@@ -294,11 +231,11 @@ static void free_groups(struct gks_group *g)
 }
 
 /* Reads the whole body into a list of groups (in file order) at *out. */
-static const char *read_body(struct in *r, struct gks_group **out)
+static const char *read_body(struct sts_wire_reader *r, struct gks_group **out)
 {
-    uint32_t count = (uint32_t)get_uint(r, 4);
+    uint32_t count = sts_wire_get_u32(r);
     struct gks_group *head = NULL, **tail = &head;
-    const char *why = r->bad ? "truncated" : NULL;
+    const char *why = r->err ? "truncated" : NULL;
 
     for (uint32_t i = 0; i < count && !why; i++) {
         struct gks_group *g = calloc(1, sizeof *g);
@@ -310,7 +247,7 @@ static const char *read_body(struct in *r, struct gks_group **out)
         tail = &g->next;
         why = read_group(r, g, head);
     }
-    if (!why && r->off != r->len) why = "bytes after the last group";
+    if (!why && r->left != 0) why = "bytes after the last group";
     if (why) {
         free_groups(head);
         head = NULL;
@@ -394,7 +331,7 @@ static void install(struct sts_gks *ks, struct gks_group *loaded, double now)
 
 int sts_gks_load(struct sts_gks *ks, const uint8_t *buf, size_t len, double now, char *err, size_t errlen)
 {
-    struct in r = { NULL, 0, 0, 0 };
+    struct sts_wire_reader r;
     struct gks_group *loaded;
     const char *why;
     size_t bodylen;
@@ -403,8 +340,7 @@ int sts_gks_load(struct sts_gks *ks, const uint8_t *buf, size_t len, double now,
     if (ks->nmembers != 0) return fail(err, errlen, "the key server already has members");
     rc = check_envelope(buf, len, &bodylen, err, errlen);
     if (rc) return rc;
-    r.p = buf + HEAD_LEN;
-    r.len = bodylen;
+    sts_wire_reader_init(&r, buf + HEAD_LEN, bodylen);
     why = read_body(&r, &loaded);
     if (why) return fail(err, errlen, "state file is corrupt: %s", why);
     install(ks, loaded, now);
