@@ -571,31 +571,42 @@ void sts_gks_set_acl(struct sts_gks *ks, struct sts_acl *acl, double now)
 
 /* ---- messages from members ---------------------------------------------------------------- */
 
+/* A message turned down: REJECTED only counts and reports it, REFUSED also
+ * tells the peer why. */
+__attribute__((format(printf, 6, 0)))
+static void turn_down(struct sts_gks *ks, enum sts_gks_event ev, void *peer, const char *group,
+                      const char *member, const char *fmt, va_list ap)
+{
+    char text[STS_GROUP_REASON_MAX + 1];
+
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (ev == STS_GKS_REFUSED) {
+        send_text(ks, peer, STS_GMSG_REFUSED, group, text);
+        ks->stats.refusals++;
+    } else {
+        ks->stats.rejected++;
+    }
+    report(ks, ev, peer, group, member, text);
+}
+
 __attribute__((format(printf, 5, 6)))
 static void reject(struct sts_gks *ks, void *peer, const struct gks_member *m, const char *group,
                    const char *fmt, ...)
 {
-    char text[STS_GROUP_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    turn_down(ks, STS_GKS_REJECTED, peer, m ? m->group->name : group, m ? m->name : NULL, fmt, ap);
     va_end(ap);
-    ks->stats.rejected++;
-    report(ks, STS_GKS_REJECTED, peer, m ? m->group->name : group, m ? m->name : NULL, text);
 }
 
 __attribute__((format(printf, 5, 6)))
 static void refuse(struct sts_gks *ks, void *peer, const char *group, const char *member,
                    const char *fmt, ...)
 {
-    char text[STS_GROUP_REASON_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    turn_down(ks, STS_GKS_REFUSED, peer, group, member, fmt, ap);
     va_end(ap);
-    send_text(ks, peer, STS_GMSG_REFUSED, group, text);
-    ks->stats.refusals++;
-    report(ks, STS_GKS_REFUSED, peer, group, member, text);
 }
 
 /* The next sender index of g, reserving (and saving) a new block first
