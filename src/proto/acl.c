@@ -1,6 +1,7 @@
 #include "proto/acl.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/lines.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -291,18 +292,15 @@ int sts_acl_parse(struct sts_acl *acl, const char *text, size_t len, const char 
                   char *err, size_t errlen)
 {
     struct parser ps = { .acl = acl, .names.by_name = 1, .file = file, .err = err, .errlen = errlen };
-    size_t pos = 0;
+    const char *line;
+    size_t pos = 0, n;
     int rc = 0;
 
     memset(acl, 0, sizeof *acl);
     if (errlen > 0) err[0] = '\0';
-    while (rc == 0 && pos < len) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
+    while (rc == 0 && sts_next_line(text, len, &pos, &line, &n)) {
         ps.line++;
-        if (n > 0 && text[end - 1] == '\r') n--;
-        rc = parse_line(&ps, text + pos, n);
-        pos = end + 1;
+        rc = parse_line(&ps, line, n);
     }
     free(ps.names.slots);
     free(ps.lines);

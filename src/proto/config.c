@@ -1,5 +1,6 @@
 #include "proto/config.h"
 #include "util/error.h"
+#include "util/lines.h"
 
 #include <mbedtls/platform_util.h>
 #include <stdarg.h>
@@ -177,20 +178,17 @@ int sts_config_parse(struct sts_config *cfg, const char *name, const char *text,
                      char *err, size_t errlen)
 {
     struct parser ps = { .cfg = cfg, .err = err, .errlen = errlen };
-    size_t pos = 0;
+    const char *line;
+    size_t pos = 0, n;
     int rc = 0;
 
     memset(cfg, 0, sizeof *cfg);
     if (errlen > 0) err[0] = '\0';
     cfg->name = copy_text(name, strlen(name));
     if (cfg->name == NULL) return fail(err, errlen, name, 0, NULL, STS_ERR_NOMEM, "out of memory");
-    while (rc == 0 && pos < len) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
+    while (rc == 0 && sts_next_line(text, len, &pos, &line, &n)) {
         ps.line++;
-        if (n > 0 && text[end - 1] == '\r') n--;
-        rc = parse_line(&ps, text + pos, n);
-        pos = end + 1;
+        rc = parse_line(&ps, line, n);
     }
     if (rc != 0) sts_config_free(cfg);
     return rc;
