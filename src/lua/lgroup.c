@@ -588,6 +588,12 @@ static int group_property(lua_State *L)
 static int group_gc(lua_State *L)
 {
     struct lgroup *g = check_group(L, 1);
+    /* Collected while open only at lua_close, where objects go in any
+     * order: nothing may keep a pointer to us. */
+    if (g->ls) stsl_session_tap(g->ls, NULL);
+    struct sts_mqtt *mq = stsl_client_mqtt(g->client);
+    if (mq && g->sub) sts_mqtt_unsubscribe(mq, g->sub);
+    g->ls = NULL, g->sub = NULL, g->closed = 1;
     stop_timers(g);
     sts_backlog_clear(&g->pending);
     sts_gmember_free(&g->m);
