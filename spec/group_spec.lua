@@ -149,6 +149,26 @@ describe("groups", function()
       server:close()
     end)
 
+    it("lets a script end while joined: the member is finalized with the host, cleanly", function()
+      local server, prefix = serve { acl = { { "alice", "fin" } } }
+      local script = dir .. "/finalize.lua"
+      test.write_file(script, string.format([[
+        local sts = require "sts"
+        local c = assert(sts.connect { host = %q, port = %d })
+        local g = assert(sts.group.join(c, { group = "fin", identity = %q, keyserver = %q, prefix = %q }))
+        g:on("message", function() end)
+        print("joined", g.index)
+      ]], broker.host, broker.port, ids.alice.key, ids.ks.pub, prefix))
+      local p = test.spawn_script(script)
+      assert.truthy(p:wait(15), p:output())
+      assert.equal(0, p:exit_code(), p:output())
+      assert.matches("joined\t1", p:output())
+      assert.is_nil(p:output():find("AddressSanitizer", 1, true), p:output())
+      -- its session's KILL went out with the host: the key server saw it leave
+      assert.truthy(test.wait_until(function() return server:stats().members == 0 end))
+      server:close()
+    end)
+
     it("does not let a read-only member send", function()
       local server, prefix = serve { acl = { { "alice", "news" }, { "bob", "news", "r" } } }
       local a = assert(join("alice", "news", prefix))

@@ -178,6 +178,7 @@ static void on_event(void *ctx, enum sts_session_event ev, const uint8_t *data, 
 {
     struct lsession *ls = ctx;
     lua_State *L = stsl_main();
+    if (ls->finalizing) return;
     if (ev == STS_EVENT_REJECTED) {
         log_rejection(ls, data, len);
         return;
@@ -526,6 +527,11 @@ static int session_property(lua_State *L)
 static int session_gc(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
+    /* Collected while open happens only at lua_close (an open session is
+     * anchored): the peer still gets an authenticated goodbye if the client
+     * can send it, and nothing else runs. */
+    ls->finalizing = 1;
+    if (is_open(ls) && stsl_client_mqtt(ls->client)) sts_session_close(ls->s, sts_now(), "exit");
     sts_timer_stop(loop(), &ls->timer);
     sts_timer_stop(loop(), &ls->wait);
     sts_timer_stop(loop(), &ls->replay);

@@ -60,6 +60,7 @@ struct lsession {
     int established;            /* ESTABLISHED was reported once */
     int closing;                /* stsl_session_close has begun */
     int quiet;                  /* closing from a finalizer: no script code runs */
+    int finalizing;             /* being collected: the engine's events go nowhere */
     double give_up;             /* a listener's session not established by then is dropped */
     uint64_t rejections;
 };
