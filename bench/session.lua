@@ -35,27 +35,8 @@ local function connect()
   return assert(sts.connect{ host = "127.0.0.1", port = opts.port })
 end
 
-local function median(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  if #s == 0 then return 0 end
-  return #s % 2 == 1 and s[(#s + 1) // 2] or (s[#s // 2] + s[#s // 2 + 1]) / 2
-end
-
-local function percentile(list, p)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s[math.max(1, math.ceil(#s * p))] or 0
-end
-
-local function rss_kb()
-  local f = assert(io.open("/proc/self/status"))
-  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
-  f:close()
-  return kb
-end
+local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
+local median, percentile, rss_kb = common.median, common.percentile, common.rss_kb
 
 -- Identities made by the comparing process in opts.keys: gateway.key/.pub,
 -- a trust file of the sensors, and sensor-N.key for each sensor (read once:
