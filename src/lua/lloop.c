@@ -467,6 +467,12 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+static int l_time(lua_State *L)
+{
+    lua_pushnumber(L, sts_wall_now());
+    return 1;
+}
+
 static int l_sleep(lua_State *L)
 {
     double seconds = luaL_checknumber(L, 1);
@@ -495,7 +501,7 @@ static int run_closing_phase(lua_State *L)
 void stsl_open_loop(lua_State *L)
 {
     static const luaL_Reg functions[] = {
-        { "run", l_run }, { "stop", l_stop }, { "now", l_now }, { "sleep", l_sleep },
+        { "run", l_run }, { "stop", l_stop }, { "now", l_now }, { "time", l_time }, { "sleep", l_sleep },
         { "after", l_after }, { "every", l_every }, { "task", l_task },
         { "future", l_future }, { "stats", l_stats }, { NULL, NULL },
     };
