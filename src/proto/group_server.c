@@ -336,7 +336,7 @@ static void fill_entry(struct sts_gmsg_roster_entry *e, const struct gks_member 
     e->op = op;
     if (op != STS_ROSTER_ADD) return; /* a removal names only the index */
     memcpy(e->name, m->name, sizeof m->name);
-    e->has_sign_pub = m->has_sign_pub;
+    e->has_sign_pub = m->has_sign_pub && m->group->gc.sign; /* only signed groups need them */
     if (e->has_sign_pub) memcpy(e->sign_pub, m->sign_pub, STS_ECDSA_PUB_LEN);
 }
 

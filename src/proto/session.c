@@ -70,7 +70,11 @@ struct topic {
 };
 
 /* A buffer the session keeps so that a message needs no allocation of its
- * own: it grows to the largest use so far, at most a frame. */
+ * own. It keeps at most SCRATCH_KEEP bytes between messages: a larger one is
+ * made for the message that needs it and freed after, so that a process
+ * holding thousands of sessions (a key server) does not keep, in each, the
+ * room its largest message ever took. */
+#define SCRATCH_KEEP 2048
 struct scratch {
     uint8_t *p;
     size_t cap;
@@ -158,6 +162,16 @@ static int scratch_reserve(struct scratch *b, size_t len, size_t max)
     b->p = p;
     b->cap = cap;
     return 0;
+}
+
+/* Done with the buffer's first len bytes: wiped, and the buffer freed if it
+ * is over SCRATCH_KEEP. */
+static void scratch_done(struct scratch *b, size_t len)
+{
+    if (b->cap > SCRATCH_KEEP)
+        scratch_free(b);
+    else if (len)
+        mbedtls_platform_zeroize(b->p, len);
 }
 
 /* ---- key sets ---------------------------------------------------------- */
@@ -799,7 +813,7 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
     uint8_t *pt = s->rx.p;
     enum sts_reason r = sealed_open(s, now, f, frame, pt, &opened);
     if (r) {
-        mbedtls_platform_zeroize(pt, len); /* a primitive that failed midway */
+        scratch_done(&s->rx, len); /* a primitive may have failed midway */
         return r;
     }
     int replaced = confirmed_by_peer(s, opened, now);
@@ -813,7 +827,7 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
         report(s, STS_EVENT_CLOSED, pt, len);
     else if (len > 0)
         report(s, STS_EVENT_MESSAGE, pt, len);
-    mbedtls_platform_zeroize(pt, len);
+    scratch_done(&s->rx, len);
     return STS_REASON_NONE;
 }
 
@@ -1062,6 +1076,7 @@ int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_
         return err;
     s->stats.messages_out++;
     emit(s, s->tx.p, flen);
+    scratch_done(&s->tx, 0); /* a frame is ciphertext: nothing to wipe */
     return 0;
 }
 
