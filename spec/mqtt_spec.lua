@@ -96,6 +96,29 @@ describe("plain MQTT", function()
       end)
     end
 
+    it("loses none of the QoS 0 messages it sent just before closing, with its own input unread", function()
+      -- The sender also subscribes, so its socket holds unread messages when
+      -- it closes; a socket closed so is reset, and a reset broker connection
+      -- drops what the broker had not read yet.
+      local N = 20000
+      local count, done = 0, sts.future()
+      local counter = assert(sts.connect(broker:options()))
+      assert(counter:subscribe("burst", function(_, payload)
+        count = count + 1
+        if payload == "last" then done:set(true) end
+      end))
+      local sender = assert(sts.connect(broker:options()))
+      assert(sender:subscribe("burst", function() end))
+      assert(counter:flush(5) and sender:flush(5))
+      for i = 1, N - 1 do assert(sender:publish("burst", "message " .. i)) end
+      assert(sender:publish("burst", "last"))
+      assert(sender:flush(10))
+      sender:close()
+      assert.truthy(done:wait(20))
+      assert.equal(N, count)
+      counter:close()
+    end)
+
     it("carries binary payloads unchanged", function()
       local box = inbox()
       local blob = {}

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Messages no subscriber takes are kept this long after a connect (a
  * persistent session's backlog arrives right after CONNACK, before the script
@@ -571,6 +573,29 @@ int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload,
     return rc;
 }
 
+#define LINGER_SECONDS 1.0
+
+/* A socket closed with unread input is reset, not closed, and a reset makes
+ * the broker drop what it had not read yet of ours: the last messages. So
+ * after DISCONNECT the socket (a duplicate: libmosquitto closes its own once
+ * DISCONNECT is written) is shut for writing and read to its end, which the
+ * broker reaches as soon as it has read our DISCONNECT; at most
+ * LINGER_SECONDS. */
+static void linger(int fd)
+{
+    char sink[4096];
+    double until = sts_now() + LINGER_SECONDS;
+    shutdown(fd, SHUT_WR);
+    for (;;) {
+        int wait = (int)((until - sts_now()) * 1000);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (wait <= 0 || poll(&p, 1, wait) <= 0) break;
+        ssize_t n = recv(fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+    }
+    close(fd);
+}
+
 /* Ends the connection: what is queued is written, then DISCONNECT. Runs
  * outside every libmosquitto callback (from the closing phase), where
  * writing cannot deadlock on libmosquitto's callback mutex. */
@@ -579,9 +604,11 @@ static void say_goodbye(struct sts_mqtt *m)
     sts_resolve_free(m->resolving);
     m->resolving = NULL;
     if (m->state == STS_MQTT_CONNECTED) {
+        int fd = mosquitto_socket(m->mosq) >= 0 ? dup(mosquitto_socket(m->mosq)) : -1;
         mosquitto_loop_write(m->mosq, 1);
         mosquitto_disconnect(m->mosq);
         mosquitto_loop_write(m->mosq, 1);
+        if (fd >= 0) linger(fd);
     } else {
         mosquitto_disconnect(m->mosq);
     }
