@@ -233,8 +233,8 @@ static int valid_id(const struct sts_smqtt_id *id)
     return id->len >= 1 && id->len <= STS_SMQTT_ID_MAX;
 }
 
-/* One field's value, or 0 with nothing written for an absent one. */
-static int put_value(struct sts_wire_writer *w, const struct field *f, const void *msg)
+/* One field's value (present: encode skips the absent ones). */
+static void put_value(struct sts_wire_writer *w, const struct field *f, const void *msg)
 {
     char hex[HEX_MAC_LEN + 1];
     char b64[B64_EKM_MAX + 1];
@@ -243,29 +243,26 @@ static int put_value(struct sts_wire_writer *w, const struct field *f, const voi
     switch (f->kind) {
     case K_NONCE_LEN:
         put_text(w, "10");
-        return 1;
+        break;
     case K_ID:
         put_string(w, AT_CONST(msg, f, struct sts_smqtt_id)->text, AT_CONST(msg, f, struct sts_smqtt_id)->len);
-        return 1;
+        break;
     case K_INT:
     case K_OPT_INT:
-        if (*AT_CONST(msg, f, int64_t) < 0)
-            return 0;
         put_dec(w, *AT_CONST(msg, f, int64_t));
-        return 1;
+        break;
     case K_EKM:
         if (sts_base64_encode(b64, sizeof b64, &n, AT_CONST(msg, f, struct sts_smqtt_ekm)->bytes,
                               AT_CONST(msg, f, struct sts_smqtt_ekm)->len) != 0)
             w->overflow = 1;
         else
             put_string(w, b64, n);
-        return 1;
+        break;
     case K_MAC:
         sts_hex_encode(hex, AT_CONST(msg, f, uint8_t), STS_SMQTT_MAC_LEN);
         put_string(w, hex, HEX_MAC_LEN);
-        return 1;
+        break;
     }
-    return 0;
 }
 
 /* Fields out of range for the reference: an id not of 1..255 bytes, a
@@ -296,8 +293,7 @@ static int encode(const struct message *m, const void *msg, char *out, size_t ou
     sts_wire_put_u8(&w, '{');
     for (size_t i = 0; i < m->count; i++) {
         const struct field *f = &m->fields[i];
-        const int64_t *v = AT_CONST(msg, f, int64_t);
-        if (f->kind == K_OPT_INT && *v < 0)
+        if (f->kind == K_OPT_INT && *AT_CONST(msg, f, int64_t) < 0)
             continue;
         if (!first)
             sts_wire_put_u8(&w, ',');
@@ -706,11 +702,13 @@ static int read_members(struct reader *r, const struct message *m, void *msg, un
         r->p++;
         return 0;
     }
-    do {
+    for (;;) {
         if ((err = read_member(r, m, msg, seen)) != 0)
             return err;
-    } while (peek(r) == ',' && r->p++);
-    return expect(r, '}', "',' or '}'");
+        if (peek(r) != ',')
+            return expect(r, '}', "',' or '}'");
+        r->p++;
+    }
 }
 
 static int decode(const struct message *m, void *msg, size_t size, const char *json, size_t len, char *why)
