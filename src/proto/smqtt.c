@@ -976,11 +976,16 @@ int sts_smqtt_seal(const uint8_t gk[STS_SMQTT_KEY_LEN], uint16_t index, const ui
     return 0;
 }
 
+static uint16_t index_of(const uint8_t *frame)
+{
+    return (uint16_t)(frame[0] << 8 | frame[1]);
+}
+
 int sts_smqtt_frame_index(const uint8_t *frame, size_t len, uint16_t *index)
 {
     if (len < STS_SMQTT_FRAME_MIN)
         return STS_ERR_TRUNCATED;
-    *index = (uint16_t)(frame[0] << 8 | frame[1]);
+    *index = index_of(frame);
     return 0;
 }
 
@@ -1016,7 +1021,7 @@ int sts_smqtt_open(const uint8_t gk[STS_SMQTT_KEY_LEN], const uint8_t *frame, si
     mbedtls_platform_zeroize(mac, sizeof mac);
     if (n < 0)
         return fail(why, n, "%s", n == STS_ERR_AUTH ? "bad MAC" : sts_strerror(n));
-    sts_smqtt_frame_index(frame, len, index);
+    *index = index_of(frame);
     *outlen = (size_t)n;
     return 0;
 }
