@@ -23,5 +23,6 @@ int luaopen_sts(lua_State *L)
     stsl_open_fernet(L);
     stsl_open_group(L);
     stsl_open_signal(L);
+    stsl_open_smqtt(L);
     return 1;
 }
