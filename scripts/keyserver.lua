@@ -6,6 +6,14 @@
 --       [--state FILE] [--method static|update|slotted] [--slot SECONDS]
 --       [--depth D] [--prefix TOPIC] [--rotate SECONDS] [--signed]
 --
+--   sts-lua scripts/keyserver.lua --format smqtt [--method static|update|slotted]
+--       [--slot SECONDS] [--depth D] (--psk-file FILE | --psk HEX) [--host H] [--port P]
+--
+-- With --format smqtt it speaks the Java SMQTT reference's wire format
+-- (docs/SMQTT.md; insecure by design): --psk-file gives every member its own
+-- key ("<member id> <32 hex digits>" per line), --psk one key for all (the
+-- reference's way).
+--
 -- Prints "keyserver ready" on stdout once it serves; logs go to stderr.
 -- SIGHUP re-reads the access list; SIGUSR1 rotates every group's key;
 -- SIGTERM and SIGINT save the state and exit 0.
@@ -14,7 +22,9 @@ local cli = require "sts.cli"
 
 local opts = cli.parse(arg, {
   usage = "sts-lua scripts/keyserver.lua --identity FILE --acl FILE [--host H] [--port P] [--state FILE] "
-    .. "[--method static|update|slotted] [--slot SECONDS] [--depth D] [--prefix TOPIC] [--rotate SECONDS] [--signed]",
+    .. "[--method static|update|slotted] [--slot SECONDS] [--depth D] [--prefix TOPIC] [--rotate SECONDS] [--signed]\n"
+    .. "       sts-lua scripts/keyserver.lua --format smqtt [--method static|update|slotted] [--slot SECONDS] "
+    .. "[--depth D] (--psk-file FILE | --psk HEX) [--host H] [--port P]",
   positional = 0,
   options = {
     host = { "--host", default = "localhost" },
@@ -28,6 +38,9 @@ local opts = cli.parse(arg, {
     prefix = { "--prefix" },
     rotate = { "--rotate", number = true },
     signed = { "--signed", flag = true },
+    format = { "--format", default = "native" },
+    psk = { "--psk" },
+    psk_file = { "--psk-file" },
   },
 })
 
@@ -36,14 +49,23 @@ local function fail(text)
   os.exit(1)
 end
 
-if not opts.identity or not opts.acl then fail("--identity and --acl are required") end
-local client, err = sts.connect { host = opts.host, port = opts.port, client_id = "sts-keyserver" }
+local smqtt = opts.format == "smqtt"
+local settings
+if smqtt then
+  -- The reference's key server is the client "server", on MQTT 3.1.1 with clean sessions.
+  settings = { format = "smqtt", method = opts.method, slot = opts.slot, depth = opts.depth,
+               psk = opts.psk, psk_file = opts.psk_file }
+else
+  if not opts.identity or not opts.acl then fail("--identity and --acl are required") end
+  settings = { identity = opts.identity, acl = opts.acl, state = opts.state, prefix = opts.prefix,
+               method = opts.method, slot = opts.slot, depth = opts.depth, signed = opts.signed or nil,
+               format = opts.format }
+end
+local client, err = sts.connect { host = opts.host, port = opts.port,
+                                  client_id = smqtt and "server" or "sts-keyserver" }
 if not client then fail(err) end
 
-local ok, server, serr = pcall(sts.group.serve, client, {
-  identity = opts.identity, acl = opts.acl, state = opts.state, prefix = opts.prefix,
-  method = opts.method, slot = opts.slot, depth = opts.depth, signed = opts.signed or nil,
-})
+local ok, server, serr = pcall(sts.group.serve, client, settings)
 if not ok then fail(server) end -- a bad option value
 if not server then fail(serr) end
 

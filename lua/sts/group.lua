@@ -54,8 +54,15 @@ end
 
 -- --- members ----------------------------------------------------------------------
 
-local join_options = set_of { "group", "identity", "keyserver", "prefix", "topic", "timeout", "grant",
+local join_options = set_of { "format", "group", "identity", "keyserver", "prefix", "topic", "timeout", "grant",
                               "keepalive", "qos", "client_id" }
+
+-- format = "smqtt": the Java SMQTT reference's wire format (sts/group/smqtt.lua).
+local function check_format(opts, what)
+  if opts.format == nil or opts.format == "native" then return false end
+  if opts.format == "smqtt" then return true end
+  error(what .. ": option 'format' must be \"native\" or \"smqtt\"", 3)
+end
 
 -- The key server is gone (it restarted, or its session ended): the keys we
 -- hold keep working while we handshake again, backing off, and rejoin with the
@@ -77,6 +84,7 @@ end
 --- Joins a group: a session with the key server, then its key. Waits (see
 -- "Calls that wait"); returns the group, or nil and why.
 function group.join(client, opts)
+  if check_format(opts, "sts.group.join") then return require("sts.group.smqtt").join(client, opts) end
   check_options(opts, join_options, "sts.group.join")
   if opts.identity == nil then error("sts.group.join: option 'identity' is required", 2) end
   if opts.keyserver == nil then error("sts.group.join: option 'keyserver' (its public key) is required", 2) end
@@ -111,7 +119,7 @@ end
 
 -- --- the key server ----------------------------------------------------------------
 
-local serve_options = set_of { "identity", "acl", "state", "prefix", "method", "cipher", "signed", "grace",
+local serve_options = set_of { "format", "identity", "acl", "state", "prefix", "method", "cipher", "signed", "grace",
                                "slot", "depth", "skew", "grant", "max_grant", "idle", "resume", "groups",
                                "max_sessions" }
 local core_options = set_of { "state", "method", "cipher", "signed", "grace", "slot", "depth", "skew",
@@ -179,6 +187,7 @@ Server.__close = Server.close
 --- Serves groups over client: sessions from members on PREFIX/ks/+/up, keys
 -- for the groups the ACL file gives them. Nothing waits.
 function group.serve(client, opts)
+  if check_format(opts, "sts.group.serve") then return require("sts.group.smqtt").serve(client, opts) end
   check_options(opts, serve_options, "sts.group.serve")
   if opts.identity == nil then error("sts.group.serve: option 'identity' is required", 2) end
   if opts.acl == nil then error("sts.group.serve: option 'acl' (a file) is required", 2) end
