@@ -10,7 +10,9 @@
 --   2. throughput, QoS 0: a group of 3 members (one sends), against one plain
 --      publisher and 3 plain subscribers (bench/pubsub.lua), rounds
 --      alternating; msg/s per receiver and the CPU per message of every
---      process, broker and key server included (median of --repeat).
+--      process, broker and key server included (median of --repeat);
+--   3. the SMQTT format: join latency, and throughput as in 2 at QoS 2 (the
+--      format's only QoS), against plain MQTT at QoS 2.
 --   build/sts-lua bench/group.lua [--members N] [--processes P] [--rekeys R]
 --     [--count M] [--repeat R] [--size S] [--part 1|2]
 -- The key server is this script's keyserver role: sts.group.serve as in
@@ -26,7 +28,7 @@ local median, percentile = common.median, common.percentile
 
 local opts = cli.parse(arg, {
   usage = "sts-lua bench/group.lua [--members N] [--processes P] [--rekeys R] [--count M] [--repeat R] "
-    .. "[--size S] [--part 1|2]",
+    .. "[--size S] [--part 1|2|3]",
   options = {
     role = { "--role" },
     port = { "-p", "--port", number = true },
@@ -41,6 +43,7 @@ local opts = cli.parse(arg, {
     first = { "--first", number = true, default = 1 },
     group = { "--group", default = "bench" },
     method = { "--method", default = "update" },
+    format = { "--format", default = "native" },
   },
 })
 
@@ -59,9 +62,19 @@ local function member_key(i)
   return assert(sts.load_key(opts.keys .. "/member-" .. i .. ".key"))
 end
 
+local SMQTT_PSK = "aaaaaaaabbbbbbbbccccccccdddddddd"
+
 local function join(client, key, qos)
   return sts.group.join(client, { group = opts.group, identity = key, keyserver = opts.keys .. "/ks.pub",
                                   prefix = PREFIX, timeout = 30, qos = qos })
+end
+
+-- Member i of the group, in the format asked (an SMQTT member is known by its
+-- id and the shared key: it has no identity).
+local function join_member(client, i, qos)
+  if opts.format ~= "smqtt" then return join(client, member_key(i), qos) end
+  return sts.group.join(client, { format = "smqtt", method = opts.method, group = opts.group,
+                                  member = string.format("client-%05d", i), psk = SMQTT_PSK, timeout = 30 })
 end
 
 -- --- roles -----------------------------------------------------------------------
@@ -70,8 +83,10 @@ end
 -- SIGUSR2 prints its stats.
 local function keyserver()
   local client = connect()
-  local server = assert(sts.group.serve(client, { identity = opts.keys .. "/ks.key", acl = opts.keys .. "/acl",
-                                                  prefix = PREFIX, method = opts.method }))
+  local settings = { identity = opts.keys .. "/ks.key", acl = opts.keys .. "/acl", prefix = PREFIX,
+                     method = opts.method }
+  if opts.format == "smqtt" then settings = { format = "smqtt", method = opts.method, psk = SMQTT_PSK } end
+  local server = assert(sts.group.serve(client, settings))
   sts.signal("USR1", function() assert(server:rotate(opts.group)) end)
   sts.signal("USR2", function()
     local s, sessions = server:stats(), 0
@@ -103,9 +118,10 @@ local function members()
   end
   sts.task(function()
     for i = opts.first, opts.first + opts.members - 1 do
-      local key = member_key(i)
+      local key = opts.format ~= "smqtt" and member_key(i)
       local t0 = sts.now()
-      local g, err = join(client, key)
+      local g, err
+      if key then g, err = join(client, key) else g, err = join_member(client, i) end
       if g then
         durations[#durations + 1] = string.format("%.6f", sts.now() - t0)
         groups[#groups + 1] = g
@@ -125,7 +141,7 @@ end
 -- Counts a group's messages as bench/pubsub.lua's receiver counts a topic's.
 local function group_recv()
   local client = connect()
-  local g = assert(join(client, member_key(opts.first), 0))
+  local g = assert(join_member(client, opts.first, 0))
   local n, first, last = 0, nil, nil
   g:on("message", function()
     n = n + 1
@@ -148,7 +164,7 @@ end
 
 local function group_send()
   local client = connect()
-  local g = assert(join(client, member_key(opts.first), 0))
+  local g = assert(join_member(client, opts.first, 0))
   sts.sleep(0.3) -- the receivers have our roster entry
   local payload = string.rep("x", opts.size)
   sts.task(function()
@@ -186,9 +202,9 @@ local function make_keys(dir, n)
   test.write_file(dir .. "/acl", table.concat(acl, "\n") .. "\n")
 end
 
-local function spawn_keyserver(ctx, method)
-  local ks = test.spawn(string.format("exec %s --role keyserver -p %d --keys %s --method %s", ctx.me, ctx.port,
-    test.quote(opts.keys), method))
+local function spawn_keyserver(ctx, method, format)
+  local ks = test.spawn(string.format("exec %s --role keyserver -p %d --keys %s --method %s --format %s", ctx.me,
+    ctx.port, test.quote(opts.keys), method, format or "native"))
   assert(ks:wait_for("ready"), ks:output())
   return ks
 end
@@ -331,7 +347,7 @@ local function round(ctx, recv_cmds, send_cmd, sampled)
   return result
 end
 
-local function summary(label, size, runs)
+local function summary(label, size, runs, count)
   local function med(key)
     local list = {}
     for k, r in ipairs(runs) do list[k] = r[key] end
@@ -339,7 +355,7 @@ local function summary(label, size, runs)
   end
   local rates, received = {}, {}
   for k, r in ipairs(runs) do rates[k], received[k] = r.rate, table.concat(r.received, "/") end
-  local us = function(key) return 1e6 * med(key) / opts.count end
+  local us = function(key) return 1e6 * med(key) / count end
   print(string.format("%5d B  %-10s %8.0f msg/s per receiver (rounds: %s; received: %s)", size, label, med("rate"),
     table.concat(rates, " "), table.concat(received, " ")))
   print(string.format("         %-10s CPU per message, us: sender %.2f, each receiver %.2f, broker %.2f, key server %.2f;"
@@ -348,19 +364,24 @@ local function summary(label, size, runs)
   return med("rate")
 end
 
-local function throughput(ctx)
-  print(string.format("\n2. Throughput, QoS 0, %d messages: a group of 3 members (one sends, all 3 subscribed) "
+-- A group of 3 members (one sends, all 3 subscribed) against one plain
+-- publisher and 3 subscribers at the same QoS: the broker delivers each
+-- message 3 times in both.
+local function throughput(ctx, format, qos, count)
+  print(string.format("\n%s throughput, QoS %d, %d messages: a group of 3 members (one sends, all 3 subscribed) "
     .. "against one plain publisher and 3 subscribers, each in its own process "
-    .. "(median of %d rounds, alternating)", opts.count, opts["repeat"]))
-  local ks = spawn_keyserver(ctx, "static")
+    .. "(median of %d rounds, alternating)", format == "smqtt" and "3. SMQTT" or "2. Native", qos, count,
+    opts["repeat"]))
+  local ks = spawn_keyserver(ctx, "static", format)
   local sizes = opts.size and { opts.size } or { 64, 1024 }
   for _, size in ipairs(sizes) do
-    local args = string.format("-p %d --count %d --size %d", ctx.port, opts.count, size)
+    local args = string.format("-p %d --count %d --size %d", ctx.port, count, size)
     local pubsub = function(r)
-      return string.format("%s bench/pubsub.lua --role %s --qos 0 %s", test.quote(test.sts_lua()), r, args)
+      return string.format("%s bench/pubsub.lua --role %s --qos %d %s", test.quote(test.sts_lua()), r, qos, args)
     end
     local member = function(r, i)
-      return string.format("%s --role %s --keys %s --first %d %s", ctx.me, r, test.quote(opts.keys), i, args)
+      return string.format("%s --role %s --keys %s --first %d --format %s --method static %s", ctx.me, r,
+        test.quote(opts.keys), i, format, args)
     end
     local plain, grouped = {}, {}
     for k = 1, opts["repeat"] do
@@ -371,11 +392,30 @@ local function throughput(ctx)
       grouped[k] = round(ctx, { member("group-recv", 1), member("group-recv", 2) },
         member("group-send", 3), { broker = ctx.broker.process.pid, keyserver = ks.pid })
     end
-    local p = summary("plain MQTT", size, plain)
-    local g = summary("group", size, grouped)
-    print(string.format("%5d B  group: %.2f of plain", size, p > 0 and g / p or 0))
+    local p = summary("plain MQTT", size, plain, count)
+    local label = format == "smqtt" and "SMQTT" or "group"
+    local g = summary(label, size, grouped, count)
+    print(string.format("%5d B  %s: %.2f of plain", size, label, p > 0 and g / p or 0))
   end
   ks:kill()
+end
+
+-- The SMQTT format: join latency (one member at a time into a static group),
+-- then throughput at QoS 2, the only QoS the format uses.
+local function smqtt(ctx)
+  local n = 50
+  print(string.format("\n3. SMQTT format: %d sts.group.join in a row into a static group", n))
+  local ks = spawn_keyserver(ctx, "static", "smqtt")
+  local p = test.spawn(string.format("exec %s --role members -p %d --keys %s --first 1 --members %d --format smqtt "
+    .. "--method static", ctx.me, ctx.port, test.quote(opts.keys), n))
+  assert(p:wait_for("joined %d+", 120), p:output())
+  local durations = {}
+  for d in p:output():match("durations ([^\n]*)"):gmatch("%S+") do durations[#durations + 1] = tonumber(d) end
+  print(string.format("SMQTT join: median %s ms, p95 %s ms, max %s ms", ms(median(durations)),
+    ms(percentile(durations, 0.95)), ms(percentile(durations, 1))))
+  p:kill()
+  ks:kill()
+  throughput(ctx, "smqtt", 2, math.min(opts.count, 10000))
 end
 
 local function compare()
@@ -387,8 +427,9 @@ local function compare()
   opts.keys, opts.port = test.tmpdir(), broker.port
   make_keys(opts.keys, math.max(opts.members + 1, 4))
   print(string.format("sts-lua %s, mosquitto on 127.0.0.1:%d", sts.version, broker.port))
-  if opts.part ~= 2 then rekey_at_scale(ctx) end
-  if opts.part ~= 1 then throughput(ctx) end
+  if opts.part == nil or opts.part == 1 then rekey_at_scale(ctx) end
+  if opts.part == nil or opts.part == 2 then throughput(ctx, "native", 0, opts.count) end
+  if opts.part == nil or opts.part == 3 then smqtt(ctx) end
   broker:stop()
   test.cleanup()
 end
