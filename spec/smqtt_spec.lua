@@ -169,6 +169,10 @@ describe("the SMQTT format", function()
     local st = server:stats()
     assert.equal(1, st.rejected.auth)
     assert.equal(1, st.rejected["unknown member"])
+    -- a new table (SIGHUP in keyserver.lua): client-40003 is in it now
+    test.write_file(psks, "client-40003 " .. PSK .. "\n")
+    assert(server:reload())
+    assert(join("client-40003", group, "static", { timeout = 5 }))
     server:close()
   end)
 

@@ -438,8 +438,26 @@ function Server:close()
 end
 Server.__close = Server.close
 
--- The native key server's operator calls, which this format has no use for.
-function Server:reload() return true end
+--- Re-reads the PSK table (SIGHUP): members no longer in it are refused
+-- from now on, and get no more UPDATE rekeys.
+function Server:reload()
+  if not self.psk_file then return true end
+  local psks, err = M.load_psk_file(self.psk_file)
+  if not psks then return nil, err end
+  self.psks = psks
+  for _, g in pairs(self.groups) do
+    for i = #g.order, 1, -1 do
+      local member = g.order[i]
+      if not psks[member] then
+        table.remove(g.order, i)
+        g.members[member] = nil
+      end
+    end
+  end
+  return true
+end
+
+-- The native key server's operator call, which this format has no use for.
 function Server:save() return nil, "the SMQTT format keeps no state file" end
 function Server:rotate_all()
   for name, g in pairs(self.groups) do
@@ -463,7 +481,7 @@ function M.serve(client, opts)
   end
   warn_once()
   local server = setmetatable({
-    client = client, method = method, format = "smqtt", psks = psks,
+    client = client, method = method, format = "smqtt", psks = psks, psk_file = opts.psk_file,
     psk = opts.psk and unhex(opts.psk, "option 'psk'"),
     slot = opts.slot or 10, depth = opts.depth or 16, max_expires = opts.max_expires or 7 * 86400,
     started_ms = now_ms(), groups = {},
