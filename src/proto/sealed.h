@@ -14,7 +14,7 @@
  * The Noise prologue is "sts-lua sealed 1" || every header byte above ||
  * uint16 BE len(topic) || topic, so the header (counter included) and the
  * topic are authenticated by the message's tag. Overhead: N 60 bytes, K 68,
- * X 116. Replay protection (the counter against the sender's last) is the
+ * X 108. Replay protection (the counter against the sender's last) is the
  * receiver's, outside this module. Pure functions over buffers. */
 #ifndef STS_PROTO_SEALED_H
 #define STS_PROTO_SEALED_H
