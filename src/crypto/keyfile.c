@@ -154,8 +154,16 @@ int sts_key_fingerprint(char *out, const uint8_t pub[32])
     return 0;
 }
 
-int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const uint8_t key[32]),
-                    void *ctx, unsigned *bad_line)
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Calls add(ctx, key, rest, restlen) for each key line of a trust list,
+ * rest being what follows the 64 digits on its line. */
+static int parse_trust_lines(const char *text, size_t len,
+                             int (*add)(void *ctx, const uint8_t key[32], const char *rest, size_t restlen),
+                             void *ctx, unsigned *bad_line)
 {
     const char *pos = text, *end = text + len, *line;
     size_t n;
@@ -163,18 +171,60 @@ int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const ui
 
     while ((line = next_line(&pos, end, &n))) {
         number++;
-        while (n > 0 && (*line == ' ' || *line == '\t')) line++, n--;
+        while (n > 0 && is_blank(*line)) line++, n--;
         if (n == 0 || *line == '#' || is_line(line, n, STS_KEY_PUBLIC_HEADER)) continue;
         uint8_t key[32];
         /* 64 hex digits, then the end of the line or white space and a comment. */
-        int ok = n >= 64 && sts_hex_decode(key, 32, line, 64) == 32 &&
-                 (n == 64 || line[64] == ' ' || line[64] == '\t');
-        if (!ok || add(ctx, key) != 0) {
+        int ok = n >= 64 && sts_hex_decode(key, 32, line, 64) == 32 && (n == 64 || is_blank(line[64]));
+        if (!ok || add(ctx, key, line + 64, n - 64) != 0) {
             *bad_line = number;
             return STS_ERR_PARSE;
         }
     }
     return 0;
+}
+
+struct plain_adder {
+    int (*add)(void *ctx, const uint8_t key[32]);
+    void *ctx;
+};
+
+static int add_plain(void *ctx, const uint8_t key[32], const char *rest, size_t restlen)
+{
+    const struct plain_adder *a = ctx;
+    (void)rest, (void)restlen;
+    return a->add(a->ctx, key);
+}
+
+int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const uint8_t key[32]),
+                    void *ctx, unsigned *bad_line)
+{
+    struct plain_adder a = { add, ctx };
+    return parse_trust_lines(text, len, add_plain, &a, bad_line);
+}
+
+struct named_adder {
+    int (*add)(void *ctx, const uint8_t key[32], const char *name, size_t namelen);
+    void *ctx;
+};
+
+/* The comment's first word: what follows the key up to the next blank. */
+static int add_named(void *ctx, const uint8_t key[32], const char *rest, size_t restlen)
+{
+    const struct named_adder *a = ctx;
+    size_t start = 0;
+    while (start < restlen && is_blank(rest[start])) start++;
+    size_t stop = start;
+    while (stop < restlen && !is_blank(rest[stop])) stop++;
+    return a->add(a->ctx, key, rest + start, stop - start);
+}
+
+int sts_trust_parse_named(const char *text, size_t len,
+                          int (*add)(void *ctx, const uint8_t key[32], const char *name, size_t namelen),
+                          void *ctx, unsigned *bad_line)
+{
+    struct named_adder a = { add, ctx };
+    return parse_trust_lines(text, len, add_named, &a, bad_line);
 }
 
 /* Reads all of fd into a new buffer, refusing more than max bytes. */

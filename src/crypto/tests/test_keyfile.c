@@ -23,6 +23,50 @@ static int collect(void *ctx, const uint8_t key[32])
     return 0;
 }
 
+struct named {
+    char names[4][16];
+    uint8_t first[4];
+    int n;
+};
+
+static int collect_named(void *ctx, const uint8_t key[32], const char *name, size_t namelen)
+{
+    struct named *c = ctx;
+    if (c->n == 4 || namelen >= sizeof c->names[0]) return -1;
+    memcpy(c->names[c->n], name, namelen);
+    c->names[c->n][namelen] = 0;
+    c->first[c->n++] = key[0];
+    return 0;
+}
+
+/* The named parse: the first word of each key's comment, the same lines
+ * accepted and refused as by sts_trust_parse. */
+static void test_trust_named(void)
+{
+    struct named c = { .n = 0 };
+    unsigned line = 0;
+    const char *trust =
+        "# sensors\n"
+        "sts-key v1 x25519-public\n"
+        "0101010101010101010101010101010101010101010101010101010101010101\n"
+        "0202020202020202020202020202020202020202020202020202020202020202 \t sensor-7  kitchen, 2nd floor\r\n"
+        "  0303030303030303030303030303030303030303030303030303030303030303\tgw\n"
+        "0404040404040404040404040404040404040404040404040404040404040404 ";
+    CHECK(sts_trust_parse_named(trust, strlen(trust), collect_named, &c, &line) == 0);
+    CHECK(c.n == 4);
+    CHECK(c.first[0] == 1 && strcmp(c.names[0], "") == 0);
+    CHECK(c.first[1] == 2 && strcmp(c.names[1], "sensor-7") == 0);
+    CHECK(c.first[2] == 3 && strcmp(c.names[2], "gw") == 0);
+    CHECK(c.first[3] == 4 && strcmp(c.names[3], "") == 0);
+    const char *glued = "# ok\n0101010101010101010101010101010101010101010101010101010101010101name\n";
+    c.n = 0;
+    CHECK(sts_trust_parse_named(glued, strlen(glued), collect_named, &c, &line) == STS_ERR_PARSE && line == 2);
+    /* A refusal of the callback is the line's. */
+    const char *longname = "0101010101010101010101010101010101010101010101010101010101010101 a-name-of-sixteen\n";
+    c.n = 0;
+    CHECK(sts_trust_parse_named(longname, strlen(longname), collect_named, &c, &line) == STS_ERR_PARSE && line == 1);
+}
+
 static void write_file(const char *path, const char *text, mode_t mode)
 {
     FILE *f = fopen(path, "w");
@@ -214,5 +258,6 @@ int main(void)
     CHECK(sts_trust_parse(broken, strlen(broken), collect, &c, &line) == STS_ERR_PARSE && line == 2);
     const char *glued = "0101010101010101010101010101010101010101010101010101010101010101x\n";
     CHECK(sts_trust_parse(glued, strlen(glued), collect, &c, &line) == STS_ERR_PARSE && line == 1);
+    test_trust_named();
     return unit_done();
 }
