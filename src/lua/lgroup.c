@@ -280,6 +280,8 @@ static void detach_session(lua_State *L, int group, struct lgroup *g, int close,
     sts_timer_stop(loop(), &g->ping);
 }
 
+static void release(lua_State *L, int group, struct lgroup *g, int quiet);
+
 static void apply_change(lua_State *L, int group, struct lgroup *g, const struct sts_gmember_change *ch)
 {
     if (ch->replylen && g->ls) (void)stsl_session_write(g->ls, ch->reply, ch->replylen);
@@ -304,10 +306,10 @@ static void apply_change(lua_State *L, int group, struct lgroup *g, const struct
     }
     if (ch->removed) {
         sts_warn("group %s: removed by the key server: %s", g->m.group, g->m.reason);
-        stop_timers(g);
-        sts_backlog_clear(&g->pending);
         settle_join(L, group, g, 0, g->m.reason);
         emit(L, group, "removed", g->m.reason);
+        release(L, group, g, 0); /* nothing is left to do: the session and the subscription go */
+        return;
     }
     if ((ch->joined || ch->rekeyed || ch->roster) && g->pending.n) retry_pending(L, group, g);
 }
