@@ -33,26 +33,27 @@ static int is_node(unsigned depth, uint64_t pos)
     return depth <= STS_SLOT_DEPTH_MAX && pos < (uint64_t)1 << depth;
 }
 
-static int is_ancestor(unsigned adepth, uint64_t apos, unsigned depth, uint64_t pos)
+int sts_tree_is_ancestor(unsigned adepth, uint64_t apos, unsigned depth, uint64_t pos)
 {
     return is_node(adepth, apos) && is_node(depth, pos) && adepth <= depth
            && pos >> (depth - adepth) == apos;
 }
 
-int sts_slot_derive(const struct sts_slot_node *from, uint8_t depth, uint32_t pos,
-                    uint8_t out[STS_KEY_LEN])
+int sts_tree_derive(sts_tree_child_fn child, size_t key_len, const uint8_t *from_key,
+                    unsigned from_depth, uint32_t from_pos, unsigned depth, uint32_t pos,
+                    uint8_t *out)
 {
-    uint8_t k[STS_KEY_LEN];
+    uint8_t k[STS_TREE_KEY_MAX];
     int err = 0;
 
-    if (!is_ancestor(from->depth, from->pos, depth, pos))
+    if (key_len < 1 || key_len > sizeof k || !sts_tree_is_ancestor(from_depth, from_pos, depth, pos))
         return STS_ERR_INVALID;
-    memcpy(k, from->key, sizeof k);
+    memcpy(k, from_key, key_len);
     /* Down one level per bit of pos below the ancestor, highest bit first. */
-    for (unsigned d = from->depth; d < depth && err == 0; d++)
-        err = sts_slot_child(k, (int)(pos >> (depth - d - 1) & 1), k);
+    for (unsigned d = from_depth; d < depth && err == 0; d++)
+        err = child(k, (int)(pos >> (depth - d - 1) & 1), k);
     if (err == 0)
-        memcpy(out, k, sizeof k);
+        memcpy(out, k, key_len);
     mbedtls_platform_zeroize(k, sizeof k);
     return err;
 }
@@ -67,29 +68,49 @@ static unsigned largest_block(uint64_t x, uint64_t last, unsigned depth)
     return h;
 }
 
-int sts_slot_cover(const uint8_t root[STS_KEY_LEN], uint8_t depth, uint32_t first, uint32_t last,
-                   struct sts_slot_node *nodes, size_t *count)
+int sts_tree_cover_positions(unsigned depth, uint32_t first, uint32_t last,
+                             struct sts_tree_pos *positions, size_t *count)
 {
-    struct sts_slot_node top = { .depth = 0, .pos = 0 };
-    int err = 0;
     size_t n = 0;
 
     *count = 0;
     if (depth < 1 || depth > STS_SLOT_DEPTH_MAX || first > last || !is_node(depth, last))
         return STS_ERR_INVALID;
-    memcpy(top.key, root, STS_KEY_LEN);
     /* Greedy from the left: each block is the largest aligned one that fits,
      * which gives at most two blocks per level, and no cover is smaller. */
-    for (uint64_t x = first; x <= last && err == 0; n++) {
+    for (uint64_t x = first; x <= last; n++) {
         unsigned h = largest_block(x, last, depth);
-        nodes[n].depth = (uint8_t)(depth - h);
-        nodes[n].pos = (uint32_t)(x >> h);
-        err = sts_slot_derive(&top, nodes[n].depth, nodes[n].pos, nodes[n].key);
+        positions[n].depth = (uint8_t)(depth - h);
+        positions[n].pos = (uint32_t)(x >> h);
         x += (uint64_t)1 << h;
     }
-    mbedtls_platform_zeroize(top.key, sizeof top.key);
+    *count = n;
+    return 0;
+}
+
+int sts_slot_derive(const struct sts_slot_node *from, uint8_t depth, uint32_t pos,
+                    uint8_t out[STS_KEY_LEN])
+{
+    return sts_tree_derive(sts_slot_child, STS_KEY_LEN, from->key, from->depth, from->pos, depth, pos,
+                           out);
+}
+
+int sts_slot_cover(const uint8_t root[STS_KEY_LEN], uint8_t depth, uint32_t first, uint32_t last,
+                   struct sts_slot_node *nodes, size_t *count)
+{
+    struct sts_tree_pos at[STS_SLOT_COVER_MAX];
+    size_t n, i;
+    int err = sts_tree_cover_positions(depth, first, last, at, &n);
+
+    *count = 0;
+    for (i = 0; err == 0 && i < n; i++) {
+        nodes[i].depth = at[i].depth;
+        nodes[i].pos = at[i].pos;
+        err = sts_tree_derive(sts_slot_child, STS_KEY_LEN, root, 0, 0, at[i].depth, at[i].pos,
+                              nodes[i].key);
+    }
     if (err) {
-        mbedtls_platform_zeroize(nodes, n * sizeof *nodes);
+        mbedtls_platform_zeroize(nodes, i * sizeof *nodes);
         return err;
     }
     *count = n;
@@ -102,7 +123,7 @@ int sts_slot_leaf(const struct sts_slot_node *nodes, size_t count, uint8_t depth
     if (depth < 1 || !is_node(depth, slot))
         return STS_ERR_INVALID;
     for (size_t i = 0; i < count; i++)
-        if (is_ancestor(nodes[i].depth, nodes[i].pos, depth, slot))
+        if (sts_tree_is_ancestor(nodes[i].depth, nodes[i].pos, depth, slot))
             return sts_slot_derive(&nodes[i], depth, slot, out);
     return STS_ERR_STATE;
 }

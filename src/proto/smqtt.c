@@ -3,6 +3,7 @@
 #include "crypto/base64.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
+#include "proto/slot_tree.h"
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/wire.h"
@@ -1045,68 +1046,36 @@ int sts_smqtt_child(const uint8_t k[STS_SMQTT_KEY_LEN], int bit, uint8_t out[STS
     return err;
 }
 
-/* (depth, pos) is a node of a tree of depth STS_SMQTT_DEPTH_MAX or less. */
-static int is_node(unsigned depth, uint64_t pos)
+/* The walk is slot_tree.c's; only the depth bound (the 16-bit frame index)
+ * and the child function are the SMQTT tree's own. */
+static int is_leaf(unsigned depth, uint32_t slot)
 {
-    return depth <= STS_SMQTT_DEPTH_MAX && pos < (uint64_t)1 << depth;
+    return depth >= 1 && depth <= STS_SMQTT_DEPTH_MAX && sts_tree_is_ancestor(0, 0, depth, slot);
 }
 
-static int is_ancestor(unsigned adepth, uint64_t apos, unsigned depth, uint64_t pos)
-{
-    return is_node(adepth, apos) && is_node(depth, pos) && adepth <= depth
-           && pos >> (depth - adepth) == apos;
-}
-
-/* Node (depth, pos) from its ancestor `from`, one level per bit of pos below
- * it, highest bit first. */
 static int derive(const struct sts_smqtt_node *from, unsigned depth, uint32_t pos,
                   uint8_t out[STS_SMQTT_KEY_LEN])
 {
-    uint8_t k[STS_SMQTT_KEY_LEN];
-    int err = 0;
-
-    if (!is_ancestor(from->depth, from->pos, depth, pos))
-        return STS_ERR_INVALID;
-    memcpy(k, from->key, sizeof k);
-    for (unsigned d = from->depth; d < depth && err == 0; d++)
-        err = sts_smqtt_child(k, (int)(pos >> (depth - d - 1) & 1), k);
-    if (err == 0)
-        memcpy(out, k, sizeof k);
-    mbedtls_platform_zeroize(k, sizeof k);
-    return err;
-}
-
-/* The height of the largest aligned subtree that starts at leaf x and ends
- * at or before leaf last: the reference's greedy, as in slot_tree.c. */
-static unsigned largest_block(uint64_t x, uint64_t last, unsigned depth)
-{
-    unsigned h = 0;
-    while (h < depth && x % ((uint64_t)2 << h) == 0 && x + ((uint64_t)2 << h) - 1 <= last)
-        h++;
-    return h;
+    return sts_tree_derive(sts_smqtt_child, STS_SMQTT_KEY_LEN, from->key, from->depth, from->pos,
+                           depth, pos, out);
 }
 
 int sts_smqtt_cover(const uint8_t root[STS_SMQTT_KEY_LEN], unsigned depth, uint32_t first, uint32_t last,
                     struct sts_smqtt_node *nodes, size_t *count)
 {
-    struct sts_smqtt_node top = { .depth = 0, .pos = 0 };
-    int err = 0;
-    size_t n = 0;
+    struct sts_tree_pos at[STS_SLOT_COVER_MAX];
+    size_t n = 0, done = 0;
+    int err = depth > STS_SMQTT_DEPTH_MAX ? STS_ERR_INVALID
+                                          : sts_tree_cover_positions(depth, first, last, at, &n);
 
     *count = 0;
-    if (depth < 1 || first > last || !is_node(depth, last))
-        return STS_ERR_INVALID;
-    memcpy(top.key, root, STS_SMQTT_KEY_LEN);
-    for (uint64_t x = first; x <= last && err == 0; n++) {
-        unsigned h = largest_block(x, last, depth);
-        nodes[n].depth = (uint8_t)(depth - h);
-        nodes[n].pos = (uint32_t)(x >> h);
-        err = derive(&top, nodes[n].depth, nodes[n].pos, nodes[n].key);
-        x += (uint64_t)1 << h;
+    for (; err == 0 && done < n; done++) {
+        nodes[done] = (struct sts_smqtt_node){ .depth = at[done].depth, .pos = at[done].pos };
+        err = sts_tree_derive(sts_smqtt_child, STS_SMQTT_KEY_LEN, root, 0, 0, at[done].depth,
+                              at[done].pos, nodes[done].key);
     }
-    mbedtls_platform_zeroize(top.key, sizeof top.key);
     if (err != 0) {
-        mbedtls_platform_zeroize(nodes, n * sizeof *nodes);
+        mbedtls_platform_zeroize(nodes, done * sizeof *nodes);
         return err;
     }
     *count = n;
@@ -1116,10 +1085,10 @@ int sts_smqtt_cover(const uint8_t root[STS_SMQTT_KEY_LEN], unsigned depth, uint3
 int sts_smqtt_leaf(const struct sts_smqtt_node *nodes, size_t count, unsigned depth, uint32_t slot,
                    uint8_t out[STS_SMQTT_KEY_LEN])
 {
-    if (depth < 1 || !is_node(depth, slot))
+    if (!is_leaf(depth, slot))
         return STS_ERR_INVALID;
     for (size_t i = 0; i < count; i++)
-        if (is_ancestor(nodes[i].depth, nodes[i].pos, depth, slot))
+        if (sts_tree_is_ancestor(nodes[i].depth, nodes[i].pos, depth, slot))
             return derive(&nodes[i], depth, slot, out);
     return STS_ERR_STATE;
 }
