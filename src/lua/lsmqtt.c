@@ -28,6 +28,7 @@
 #include "util/hex.h"
 
 #include <mbedtls/platform_util.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,53 +122,113 @@ static const char *const leave_fields[] = { "member", "group", "seq", "auth", NU
 static const char *const response_fields[] = { "member", "group", "expires", "slot", "depth",
                                                "time", "seq", "auth", NULL };
 
-/* A request from the table at t; auth only when with_auth. */
-static void check_request(lua_State *L, int t, struct sts_smqtt_request *r, int with_auth)
+/* ---- Requests and leaves ----
+ * The two messages a member signs have the same fields but expires (a
+ * request's only) and each its own MAC and JSON. Both are held as a request
+ * here, a leave's expires absent (-1); a kind says which one a function of
+ * the table handles, and is its upvalue. */
+
+struct kind {
+    const char *name;    /* "request" or "leave", in the functions' names */
+    const char *what;    /* in errors about its table */
+    const char *const *fields;
+    int has_expires;
+    int (*sign)(struct sts_smqtt_request *r, const uint8_t key[STS_SMQTT_KEY_LEN]);
+    int (*verify)(const struct sts_smqtt_request *r, const uint8_t key[STS_SMQTT_KEY_LEN]);
+    int (*encode)(const struct sts_smqtt_request *r, char *out, size_t outmax, size_t *outlen);
+    int (*decode)(struct sts_smqtt_request *r, const char *json, size_t len, char *why);
+};
+
+static struct sts_smqtt_leave leave_of(const struct sts_smqtt_request *r)
 {
-    stsl_check_options(L, t, "sts.smqtt request", request_fields);
+    struct sts_smqtt_leave l = { .member = r->member, .group = r->group, .seq = r->seq };
+    memcpy(l.auth, r->auth, sizeof l.auth);
+    return l;
+}
+
+static int leave_sign(struct sts_smqtt_request *r, const uint8_t key[STS_SMQTT_KEY_LEN])
+{
+    struct sts_smqtt_leave l = leave_of(r);
+    int err = sts_smqtt_leave_sign(&l, key);
+    memcpy(r->auth, l.auth, sizeof r->auth);
+    return err;
+}
+
+static int leave_verify(const struct sts_smqtt_request *r, const uint8_t key[STS_SMQTT_KEY_LEN])
+{
+    struct sts_smqtt_leave l = leave_of(r);
+    return sts_smqtt_leave_verify(&l, key);
+}
+
+static int leave_encode(const struct sts_smqtt_request *r, char *out, size_t outmax, size_t *outlen)
+{
+    struct sts_smqtt_leave l = leave_of(r);
+    return sts_smqtt_leave_encode(&l, out, outmax, outlen);
+}
+
+static int leave_decode(struct sts_smqtt_request *r, const char *json, size_t len, char *why)
+{
+    struct sts_smqtt_leave l;
+    int err = sts_smqtt_leave_decode(&l, json, len, why);
+    if (err != 0) return err;
+    *r = (struct sts_smqtt_request){ .member = l.member, .group = l.group, .expires = -1, .seq = l.seq };
+    memcpy(r->auth, l.auth, sizeof r->auth);
+    return 0;
+}
+
+static const struct kind request_kind = {
+    "request", "sts.smqtt request", request_fields, 1, sts_smqtt_request_sign, sts_smqtt_request_verify,
+    sts_smqtt_request_encode, sts_smqtt_request_decode,
+};
+static const struct kind leave_kind = {
+    "leave", "sts.smqtt leave", leave_fields, 0, leave_sign, leave_verify, leave_encode, leave_decode,
+};
+
+static const struct kind *kind_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* A message of kind k from the table at t; auth only when with_auth. */
+static void check_message(lua_State *L, int t, const struct kind *k, struct sts_smqtt_request *r,
+                          int with_auth)
+{
+    stsl_check_options(L, t, k->what, k->fields);
     memset(r, 0, sizeof *r);
     field_id(L, t, "member", &r->member);
     field_id(L, t, "group", &r->group);
-    r->expires = field_int(L, t, "expires", 0);
+    r->expires = k->has_expires ? field_int(L, t, "expires", 0) : -1;
     r->seq = field_int(L, t, "seq", 1);
     if (with_auth) field_auth(L, t, r->auth);
 }
 
-static void check_leave(lua_State *L, int t, struct sts_smqtt_leave *l, int with_auth)
+/* smqtt.encode_request(t, key), smqtt.encode_leave(t, key) -> json */
+static int l_encode(lua_State *L)
 {
-    stsl_check_options(L, t, "sts.smqtt leave", leave_fields);
-    memset(l, 0, sizeof *l);
-    field_id(L, t, "member", &l->member);
-    field_id(L, t, "group", &l->group);
-    l->seq = field_int(L, t, "seq", 1);
-    if (with_auth) field_auth(L, t, l->auth);
-}
-
-/* smqtt.encode_request(t, key) -> json */
-static int l_encode_request(lua_State *L)
-{
+    const struct kind *k = kind_of(L);
     struct sts_smqtt_request r;
     uint8_t key[STS_SMQTT_KEY_LEN];
-    char json[JSON_OUT_MAX];
+    char json[JSON_OUT_MAX], what[16];
     size_t len = 0;
 
-    check_request(L, 1, &r, 0);
+    check_message(L, 1, k, &r, 0);
     check_key(L, 2, key);
-    int err = sts_smqtt_request_sign(&r, key);
+    int err = k->sign(&r, key);
     mbedtls_platform_zeroize(key, sizeof key);
-    if (err == 0) err = sts_smqtt_request_encode(&r, json, sizeof json, &len);
-    return push_json(L, err, json, len, "encode_request");
+    if (err == 0) err = k->encode(&r, json, sizeof json, &len);
+    snprintf(what, sizeof what, "encode_%s", k->name);
+    return push_json(L, err, json, len, what);
 }
 
-/* smqtt.decode_request(json) -> t | nil, why */
-static int l_decode_request(lua_State *L)
+/* smqtt.decode_request(json), smqtt.decode_leave(json) -> t | nil, why */
+static int l_decode(lua_State *L)
 {
     struct sts_smqtt_request r;
     char why[STS_SMQTT_WHY_LEN];
     size_t len;
     const char *json = luaL_checklstring(L, 1, &len);
 
-    if (sts_smqtt_request_decode(&r, json, len, why) != 0) return stsl_fail(L, "%s", why);
+    if (kind_of(L)->decode(&r, json, len, why) != 0) return stsl_fail(L, "%s", why);
     lua_createtable(L, 0, 5);
     set_id(L, "member", &r.member);
     set_id(L, "group", &r.group);
@@ -177,63 +238,34 @@ static int l_decode_request(lua_State *L)
     return 1;
 }
 
-/* smqtt.request_valid(t, key) -> boolean */
-static int l_request_valid(lua_State *L)
+/* smqtt.request_valid(t, key), smqtt.leave_valid(t, key) -> boolean */
+static int l_valid(lua_State *L)
 {
+    const struct kind *k = kind_of(L);
     struct sts_smqtt_request r;
     uint8_t key[STS_SMQTT_KEY_LEN];
 
-    check_request(L, 1, &r, 1);
+    check_message(L, 1, k, &r, 1);
     check_key(L, 2, key);
-    lua_pushboolean(L, sts_smqtt_request_verify(&r, key) == 0);
+    lua_pushboolean(L, k->verify(&r, key) == 0);
     mbedtls_platform_zeroize(key, sizeof key);
     return 1;
 }
 
-/* smqtt.encode_leave(t, key) -> json */
-static int l_encode_leave(lua_State *L)
+/* t.encode_K, t.decode_K and t.K_valid for kind k, the table on top. */
+static void set_kind(lua_State *L, const struct kind *k)
 {
-    struct sts_smqtt_leave l;
-    uint8_t key[STS_SMQTT_KEY_LEN];
-    char json[JSON_OUT_MAX];
-    size_t len = 0;
+    static const struct {
+        const char *format;
+        lua_CFunction f;
+    } names[] = { { "encode_%s", l_encode }, { "decode_%s", l_decode }, { "%s_valid", l_valid } };
 
-    check_leave(L, 1, &l, 0);
-    check_key(L, 2, key);
-    int err = sts_smqtt_leave_sign(&l, key);
-    mbedtls_platform_zeroize(key, sizeof key);
-    if (err == 0) err = sts_smqtt_leave_encode(&l, json, sizeof json, &len);
-    return push_json(L, err, json, len, "encode_leave");
-}
-
-/* smqtt.decode_leave(json) -> t | nil, why */
-static int l_decode_leave(lua_State *L)
-{
-    struct sts_smqtt_leave l;
-    char why[STS_SMQTT_WHY_LEN];
-    size_t len;
-    const char *json = luaL_checklstring(L, 1, &len);
-
-    if (sts_smqtt_leave_decode(&l, json, len, why) != 0) return stsl_fail(L, "%s", why);
-    lua_createtable(L, 0, 4);
-    set_id(L, "member", &l.member);
-    set_id(L, "group", &l.group);
-    set_int(L, "seq", l.seq);
-    set_auth(L, l.auth);
-    return 1;
-}
-
-/* smqtt.leave_valid(t, key) -> boolean */
-static int l_leave_valid(lua_State *L)
-{
-    struct sts_smqtt_leave l;
-    uint8_t key[STS_SMQTT_KEY_LEN];
-
-    check_leave(L, 1, &l, 1);
-    check_key(L, 2, key);
-    lua_pushboolean(L, sts_smqtt_leave_verify(&l, key) == 0);
-    mbedtls_platform_zeroize(key, sizeof key);
-    return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        lua_pushfstring(L, names[i].format, k->name);
+        lua_pushlightuserdata(L, (void *)k);
+        lua_pushcclosure(L, names[i].f, 1);
+        lua_settable(L, -3);
+    }
 }
 
 /* smqtt.encode_response(t, key, material [, iv]) -> json */
@@ -551,9 +583,6 @@ static int l_grant(lua_State *L)
 void stsl_open_smqtt(lua_State *L)
 {
     static const luaL_Reg functions[] = {
-        { "encode_request", l_encode_request },   { "decode_request", l_decode_request },
-        { "request_valid", l_request_valid },     { "encode_leave", l_encode_leave },
-        { "decode_leave", l_decode_leave },       { "leave_valid", l_leave_valid },
         { "encode_response", l_encode_response }, { "decode_response", l_decode_response },
         { "material_key", l_material_key },       { "material_slotted", l_material_slotted },
         { "parse_material", l_parse_material },   { "seal", l_seal },
@@ -563,5 +592,7 @@ void stsl_open_smqtt(lua_State *L)
         { NULL, NULL },
     };
     luaL_newlib(L, functions);
+    set_kind(L, &request_kind);
+    set_kind(L, &leave_kind);
     lua_setfield(L, -2, "smqtt");
 }
