@@ -153,12 +153,8 @@ local function flip(frame, i, mask)
   return frame:sub(1, i - 1) .. string.char(frame:byte(i) ~ mask) .. frame:sub(i + 1)
 end
 
-local function hex(s)
-  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
 local function random_text(prefix)
-  return prefix .. "-" .. hex(sts.random(8))
+  return prefix .. "-" .. test.hex(sts.random(8))
 end
 
 -- --- a session between the spec and a peer process ------------------------------------
