@@ -9,23 +9,13 @@
 -- (src/lua/lgroup.c); this file wires sessions, listeners and options.
 local sts = require "sts"
 local core = require "sts.group.core"
+local options = require "sts.options"
 
 local group = {}
 
 local DEFAULT_PREFIX = "sts/group"
 
-local function check_options(opts, known, what)
-  if type(opts) ~= "table" then error(what .. ": options must be a table", 3) end
-  for k in pairs(opts) do
-    if not known[k] then error(string.format("%s: unknown option '%s'", what, tostring(k)), 3) end
-  end
-end
-
-local function set_of(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local check_options, set_of = options.check, options.set_of
 
 local function hex(bytes)
   return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))

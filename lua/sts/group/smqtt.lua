@@ -11,6 +11,7 @@
 -- slots checked against the clock, and an authenticated leave of our own.
 local sts = require "sts"
 local smqtt = sts.smqtt
+local options = require "sts.options"
 
 local M = {}
 
@@ -34,17 +35,7 @@ local function unhex(s, what)
   return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
 end
 
-local function check_options(opts, known, what)
-  for k in pairs(opts) do
-    if not known[k] then error(string.format("%s: unknown option '%s'", what, tostring(k)), 3) end
-  end
-end
-
-local function set_of(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
+local check_options, set_of = options.check, options.set_of
 
 local function method_of(name, what)
   local t = METHODS[name or "static"]
