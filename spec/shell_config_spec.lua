@@ -84,7 +84,7 @@ describe("the shell's config keys", function()
     fails("sts_mode = nose\n", ":1: key 'sts_mode': expected one of nosec|master|slave, got 'nose'")
     fails("aes = CBC\n", ":1: key 'aes': expected one of null|ecb|cbc, got 'CBC'")
     fails("pattern = xx\n", ":1: key 'pattern': expected one of XX|IK|NN, got 'xx'")
-    fails("protocol = noise\n", ":1: key 'protocol': expected one of sts|legacy|group, got 'noise'")
+    fails("protocol = noise\n", ":1: key 'protocol': expected one of sts|legacy|group|sealed, got 'noise'")
     fails("tls_version = tlsv1\n", ":1: key 'tls_version': expected one of tlsv1.2|tlsv1.3, got 'tlsv1'")
     fails("url = \"\"\n", ":1: key 'url': expected a non-empty value, got ''")
     fails("subtop =\n", ":1: key 'subtop': expected a non-empty value, got ''")
@@ -145,7 +145,7 @@ describe("the shell's config keys", function()
         ":1: key 'group': expected 1 to 64 of A-Z a-z 0-9 _ . -, got '" .. ("g"):rep(40) .. "...'")
       fails("keyserver =\n", ":1: key 'keyserver': expected a non-empty value, got ''")
       fails("prefix =\n", ":1: key 'prefix': expected a non-empty value, got ''")
-      fails("protocol = groups\n", ":1: key 'protocol': expected one of sts|legacy|group, got 'groups'")
+      fails("protocol = groups\n", ":1: key 'protocol': expected one of sts|legacy|group|sealed, got 'groups'")
     end)
 
     it("names a missing key, and the line of one it cannot use", function()
@@ -185,7 +185,111 @@ describe("the shell's config keys", function()
       local c = load("sts_mode = nosec\nidentity = a.key\n")
       local ok, err = pcall(c.kind, c)
       assert.is_false(ok)
-      assert.equal(path .. ":2: key 'identity': only used with protocol = sts or group", err)
+      assert.equal(path .. ":2: key 'identity': only used with protocol = sts, group or sealed", err)
+    end)
+  end)
+
+  describe("with protocol = sealed", function()
+    local keys
+
+    setup(function()
+      keys = test.tmpdir()
+      assert(require("sts.keyfiles").write_pair(keys .. "/sensor"))
+      assert(require("sts.keyfiles").write_pair(keys .. "/gateway"))
+      test.write_file(keys .. "/sensor.state", "") -- only its existence is checked here
+    end)
+
+    local function sender(extra)
+      return "protocol = sealed\nidentity = " .. keys .. "/sensor.key\ngateway = " .. keys .. "/gateway.pub\n"
+        .. "state = " .. keys .. "/sensor.state\npubtop = plant/sensor-7/up\n" .. (extra or "")
+    end
+
+    --- text loads, but what a sealed session asks of it is refused with path .. message.
+    local function refused(text, message)
+      local c = load(text)
+      local ok, err = pcall(function()
+        assert.equal("sealed", c:kind())
+        c:sealed_options()
+      end)
+      assert.is_false(ok, text)
+      assert.equal(path .. message, err)
+    end
+
+    it("gives sts.sealer its options, the topic and the two fingerprints", function()
+      local c = load(sender("pattern = X\ncreate = yes\nqos = 2\nurl = 127.0.0.1\nport = 1884\nclientid = sensor-7\n"))
+      assert.equal("sealed", c:kind())
+      local o, topic, own, gw = c:sealed_options()
+      assert.same({ identity = keys .. "/sensor.key", peer = keys .. "/gateway.pub", pattern = "X",
+                    state = keys .. "/sensor.state", create = true }, o)
+      assert.equal("plant/sensor-7/up", topic)
+      assert.equal(sts.fingerprint(sts.public_key(keys .. "/sensor.key")), own)
+      assert.equal(sts.fingerprint(test.read_file(keys .. "/gateway.pub")), gw)
+      assert.are_not.equal(own, gw)
+      local co = c:connect_options()
+      assert.same({ "127.0.0.1", 1884, "sensor-7" }, { co.host, co.port, co.client_id })
+      -- Pattern K and no state file made unless asked.
+      o = load(sender()):sealed_options()
+      assert.equal("K", o.pattern)
+      assert.is_false(o.create)
+      -- Pattern N: no identity, no fingerprint of its own.
+      o, topic, own = load(sender():gsub("identity = [^\n]*\n", "") .. "pattern = N\n"):sealed_options()
+      assert.same({ peer = keys .. "/gateway.pub", pattern = "N", state = keys .. "/sensor.state", create = false }, o)
+      assert.is_nil(own)
+    end)
+
+    it("takes the one-way patterns K, X and N, and only with protocol = sealed", function()
+      fails("protocol = sealed\npattern = XX\n", ":2: key 'pattern': expected one of K|X|N, got 'XX'")
+      fails("pattern = k\nprotocol = sealed\n", ":1: key 'pattern': expected one of K|X|N, got 'k'")
+      fails("protocol = sts\npattern = K\n", ":2: key 'pattern': expected one of XX|IK|NN, got 'K'")
+      fails("pattern = X\n", ":1: key 'pattern': expected one of XX|IK|NN, got 'X'")
+      fails("protocol = sealed\ncreate = maybe\n", ":2: key 'create': expected true/false/yes/no/1/0, got 'maybe'")
+      fails("gateway =\n", ":1: key 'gateway': expected a non-empty value, got ''")
+      fails("state =\n", ":1: key 'state': expected a non-empty value, got ''")
+    end)
+
+    it("names a missing key, and the line of one it cannot use", function()
+      refused(sender():gsub("identity = [^\n]*\n", ""),
+        ": key 'identity': missing: protocol = sealed needs this sender's private key file (or pattern = N)")
+      refused(sender():gsub("gateway = [^\n]*\n", ""),
+        ": key 'gateway': missing: protocol = sealed needs the gateway's public key file")
+      refused(sender():gsub("state = [^\n]*\n", ""),
+        ": key 'state': missing: protocol = sealed needs a file to keep the reading counter in")
+      refused(sender():gsub("pubtop = [^\n]*\n", ""),
+        ": key 'pubtop': missing: protocol = sealed needs the topic the readings go to")
+      refused(sender():gsub("sensor%.key", "absent.key"),
+        ":2: key 'identity': " .. keys .. "/absent.key: No such file or directory")
+      refused(sender():gsub("gateway%.pub", "absent.pub"),
+        ":3: key 'gateway': " .. keys .. "/absent.pub: No such file or directory")
+      refused(sender("pattern = N\n"), ":2: key 'identity': pattern = N sends no identity: remove it")
+      refused(sender():gsub("sensor%.state", "absent.state"),
+        ":4: key 'state': " .. keys .. "/absent.state: No such file or directory (a new sender sets create = true)")
+      load(sender("create = true\n"):gsub("sensor%.state", "absent.state")):sealed_options()
+    end)
+
+    it("refuses the keys of the other kinds, the first in the file", function()
+      for _, key in ipairs { "sts_mode = master", "aes = cbc", "peer = p.pub", "trust = t", "subtop = in",
+                             "group = g", "keyserver = ks.pub", "prefix = p" } do
+        refused(sender("url = localhost\n" .. key .. "\n"),
+          ":7: key '" .. key:match("^[%w_]+") .. "': not used with protocol = sealed: remove it")
+      end
+    end)
+
+    it("are refused in the other kinds", function()
+      for _, key in ipairs { "gateway = g.pub", "state = s", "create = true" } do
+        for _, kind in ipairs { "sts_mode = nosec\n", "sts_mode = master\naes = cbc\n",
+                                "protocol = sts\nsts_mode = master\nidentity = a.key\n" } do
+          local c = load(kind .. key .. "\n")
+          local ok, err = pcall(c.kind, c)
+          assert.is_false(ok)
+          assert.equal(("%s:%d: key '%s': only used with protocol = sealed"):format(path,
+            select(2, kind:gsub("\n", "")) + 1, key:match("^[%w_]+")), err)
+        end
+        local c = load("protocol = group\n" .. key .. "\n")
+        local ok, err = pcall(c.kind, c)
+        assert.is_false(ok)
+        assert.equal(("%s:2: key '%s': not used with protocol = group: remove it"):format(path,
+          key:match("^[%w_]+")), err)
+      end
     end)
   end)
 

@@ -537,6 +537,84 @@ describe("the shell", function()
     end)
   end)
 
+  describe("protocol = sealed", function()
+    local frames = {} -- what the broker sees on the sealed topic
+
+    local function sealed_config(name, extra)
+      assert(require("sts.keyfiles").write_pair(dir .. "/" .. name))
+      if not test.read_file(dir .. "/sealed-gw.pub") then
+        assert(require("sts.keyfiles").write_pair(dir .. "/sealed-gw"))
+      end
+      local lines = { "# a sealed sender", "url = 127.0.0.1", "port = {port}", "protocol = sealed",
+        "identity = " .. dir .. "/" .. name .. ".key", "gateway = " .. dir .. "/sealed-gw.pub",
+        "state = " .. dir .. "/" .. name .. ".state", "pubtop = sealed/" .. name .. "/up" }
+      for _, line in ipairs(extra or {}) do lines[#lines + 1] = line end
+      return config("sealed-" .. name, lines)
+    end
+
+    it("sends sealed readings with sendsealed, and refuses send and sendenc", function()
+      local spy = assert(sts.connect(broker:options()))
+      assert(spy:subscribe("sealed/#", function(_, payload) frames[#frames + 1] = payload end, { qos = 1 }))
+      local cfg = sealed_config("sealer-1", { "create = true", "pattern = X" })
+      local own = sts.fingerprint(test.read_file(dir .. "/sealer-1.pub"))
+      local gw = sts.fingerprint(test.read_file(dir .. "/sealed-gw.pub"))
+      local p = shell_with({ "start " .. cfg }, "ready to send sealed readings on 'sealed/sealer%-1/up'")
+      p:send("send in clear")
+      expect(p, "error: this session sends sealed readings %(sealed one%-way readings, pattern X%): use sendsealed")
+      p:send("sendenc secret")
+      expect(p, "error: this session sends sealed readings %(.-%): use sendsealed\n.*error: this session sends")
+      p:send("sendsealed")
+      expect(p, "error: sendsealed needs a message")
+      p:send("sendsealed a sealed reading")
+      p:send("sendsealed another")
+      assert(test.wait_until(function() return #frames == 2 end), "the broker saw no frames")
+      for _, frame in ipairs(frames) do
+        assert.equal(0x08, frame:byte(2)) -- SEALED
+        assert.equal(3, frame:byte(3))    -- pattern X
+        assert.is_nil(frame:find("reading", 1, true) or frame:find("another", 1, true))
+      end
+      p:send("status")
+      expect(p, "topics:   nothing subscribed, publishing on 'sealed/sealer%-1/up', QoS 1\n")
+      expect(p, "state:    connected, counter %d+, pattern X, to the gateway " .. gw:gsub("%p", "%%%0"))
+      expect(p, "messages: 2 sent, 0 received, 0 rejected")
+      p:send("fingerprint")
+      expect(p, "this side: " .. own:gsub("%p", "%%%0") .. "\ngateway:   " .. gw:gsub("%p", "%%%0"))
+      p:send("help")
+      expect(p, "sendsealed MSG +send one sealed reading")
+      finish(p)
+      assert.matches("session stopped", p:output())
+      spy:disconnect()
+    end)
+
+    it("keeps the counter in the state file across shells", function()
+      local cfg = sealed_config("sealer-2", { "create = true" })
+      local counters = {}
+      for k = 1, 2 do
+        local p = shell_with({ "start " .. cfg, "sendsealed reading " .. k, "status" }, "state:    [^\n]*counter %d+")
+        counters[k] = tonumber(p:output():match("state:    [^\n]*counter (%d+)"))
+        finish(p)
+      end
+      assert.is_true(counters[2] > counters[1])
+    end)
+
+    it("refuses a missing state file without create, naming the config's line", function()
+      local cfg = sealed_config("sealer-3")
+      local p = shell_with({ "start " .. cfg, "status" }, "\nno session\n")
+      expect(p, ("error: " .. cfg .. ":7: key 'state': " .. dir .. "/sealer-3.state: No such file or directory "
+        .. "(a new sender sets create = true)"):gsub("%p", "%%%0"))
+      assert.is_nil(test.read_file(dir .. "/sealer-3.state"))
+      finish(p)
+    end)
+
+    it("is refused by sendsealed in the other kinds", function()
+      local cfg = config("nosec-sealed", { "url = 127.0.0.1", "port = {port}", "sts_mode = nosec",
+        "subtop = ns/in", "pubtop = ns/out" })
+      local p = shell_with({ "sendsealed x", "start " .. cfg, "sendsealed x" }, "session started")
+      expect(p, "error: no session.*error: not a sealed session %(nosec %(no encryption%)%): use send\n")
+      finish(p)
+    end)
+  end)
+
   describe("sts.legacy", function()
     it("decrypts the recorded session of the original program frame by frame", function()
       local text = test.read_file(RECORDED)
@@ -639,7 +717,8 @@ describe("the shell", function()
     end)
 
     it("ship with the project and start", function()
-      for _, name in ipairs{ "nosec", "legacy-master", "legacy-slave", "secmaster", "secslave", "group-member.conf" } do
+      for _, name in ipairs{ "nosec", "legacy-master", "legacy-slave", "secmaster", "secslave", "group-member.conf",
+                             "sealed-sensor.conf" } do
         assert.is_table(Config.load("configs/" .. name).values, name) -- keys checked too
       end
     end)

@@ -14,9 +14,12 @@
 --   sts      protocol = sts: the native protocol (sts.handshake), `sendenc`
 --   group    protocol = group: a member of a group (sts.group.join), `send`
 --            or `sendenc` (both encrypted: a group has no clear channel)
+--   sealed   protocol = sealed: one-way readings sealed to a gateway's key
+--            (sts.sealer), `sendsealed`; no handshake, nothing received
 -- A kind is a table of functions over the session: begin, incoming (legacy
 -- and nosec frames), sendenc, stop, describe, state, and optionally
--- configure (before connecting), send, rejected and details (status lines).
+-- configure (before connecting), send, sendsealed, rejected and details
+-- (status lines).
 local sts = require "sts"
 local Config = require "sts.shell.config"
 local keyfiles = require "sts.keyfiles"
@@ -112,7 +115,7 @@ function Session.start(path, ended)
   local s = setmetatable({
     path = path, kind = kind, role = role, aes = aes, extra = {}, ended = ended,
     stats = { sent = 0, received = 0, rejected = 0 },
-    qos = config:integer("qos", (kind == "sts" or kind == "group") and 1 or 0),
+    qos = config:integer("qos", (kind == "nosec" or kind == "legacy") and 0 or 1),
     retain = config:bool("is_retained", false),
     ready = sts.future(),
   }, Session)
@@ -422,6 +425,47 @@ function member.details(s)
   return { ("rejected: %s"):format(#reasons > 0 and table.concat(reasons, ", ") or "none") }
 end
 
+-- sealed: one-way readings to a gateway, through sts.sealer. The counter
+-- lives in the state file, so it keeps rising across shells and restarts.
+local sealed = {}
+kinds.sealed = sealed
+
+function sealed.configure(s, config)
+  s.sealer_options, s.pubtop, s.fingerprint, s.gateway = config:sealed_options()
+end
+
+--- Opens the state file: a counter that cannot be kept ends the start.
+function sealed.begin(s)
+  local sealer, err = sts.sealer(s.sealer_options)
+  if not sealer then fail("cannot seal: %s", err) end
+  s.sealer = sealer
+  say("ready to send sealed readings on '%s' to the gateway %s (pattern %s): use sendsealed",
+    s.pubtop, s.gateway, s.sealer_options.pattern)
+  s.ready:set(true)
+end
+
+function sealed.sendsealed(s, text)
+  local frame, err = s.sealer:seal(text, s.pubtop)
+  if not frame then fail("cannot seal: %s", err) end
+  s:send_message(frame)
+end
+
+function sealed.stop(s)
+  s.sealer:close()
+end
+
+function sealed.describe(s)
+  return ("sealed one-way readings, pattern %s%s"):format(s.sealer_options.pattern,
+    s.sealer_options.pattern == "N" and " (anonymous)" or "")
+end
+
+--- The counter is the last reading's (none before the first).
+function sealed.state(s)
+  return ("%s, counter %s, pattern %s, to the gateway %s"):format(
+    s.client:connected() and "connected" or "reconnecting", s.sealer.counter or "none yet", s.sealer_options.pattern,
+    s.gateway)
+end
+
 -- --- commands -------------------------------------------------------------------
 
 local Shell = {}
@@ -469,7 +513,8 @@ command("status", "", "show the session, the broker and the counters (never the 
   say("session:  %s: %s", s.path, kinds[s.kind].describe(s))
   say("broker:   %s:%d over %s, MQTT %s, client id %s%s", o.host, o.port, o.tls and "TLS" or "plain TCP",
     o.protocol, s.client:id(), o.username and (", user %s%s"):format(o.username, o.password and " (password set)" or "") or "")
-  say("topics:   subscribed to '%s', publishing on '%s', QoS %d%s", s.subtop, s.pubtop, s.qos,
+  say("topics:   %s, publishing on '%s', QoS %d%s",
+    s.subtop and ("subscribed to '%s'"):format(s.subtop) or "nothing subscribed", s.pubtop, s.qos,
     s.retain and ", retained" or "")
   say("state:    %s, up %.0f s", kinds[s.kind].state(s), sts.now() - s.started_at)
   local rejected = kinds[s.kind].rejected or function() return s.stats.rejected end
@@ -478,8 +523,16 @@ command("status", "", "show the session, the broker and the counters (never the 
   for topic in pairs(s.extra) do say("also subscribed to '%s'", topic) end
 end)
 
+--- A sealed session only seals: send and sendenc say so.
+local function not_sealed(s)
+  if kinds[s.kind].sendsealed then
+    fail("this session sends sealed readings (%s): use sendsealed", kinds[s.kind].describe(s))
+  end
+end
+
 command("send", "MSG", "send a message in clear (nosec sessions; to a group encrypted)", function(sh, text)
   local s = need_session(sh)
+  not_sealed(s)
   local send = kinds[s.kind].send
   if send then return send(s, need_text(text, "send")) end
   if s:encrypted() then fail("encryption is on (%s): use sendenc", kinds[s.kind].describe(s)) end
@@ -488,6 +541,7 @@ end)
 
 command("sendenc", "MSG", "send a message encrypted (legacy, native and group sessions)", function(sh, text)
   local s = need_session(sh)
+  not_sealed(s)
   if not s:encrypted() then fail("encryption is off (sts_mode = nosec): use send") end
   need_text(text, "sendenc")
   if not s.ready:wait(HANDSHAKE_WAIT) then
@@ -495,6 +549,16 @@ command("sendenc", "MSG", "send a message encrypted (legacy, native and group se
   end
   kinds[s.kind].sendenc(s, text)
 end)
+
+command("sendsealed", "MSG", "send one sealed reading to the gateway (protocol = sealed sessions)",
+  function(sh, text)
+    local s = need_session(sh)
+    local seal = kinds[s.kind].sendsealed
+    if not seal then
+      fail("not a sealed session (%s): use %s", kinds[s.kind].describe(s), s:encrypted() and "sendenc" or "send")
+    end
+    seal(s, need_text(text, "sendsealed"))
+  end)
 
 command("sub", "TOPIC", "also show plain messages on TOPIC (+ and # allowed)", function(sh, topic)
   local s = need_session(sh)
@@ -519,13 +583,19 @@ command("pub", "TOPIC MSG", "publish MSG in clear on TOPIC", function(sh, rest)
   s:send_message(text, topic, true)
 end)
 
-command("fingerprint", "", "show this side's and the peer's key fingerprints (native and group sessions)", function(sh)
+command("fingerprint", "", "show this side's and the peer's key fingerprints (native, group and sealed)", function(sh)
   local s = need_session(sh)
   if s.kind == "group" then
     say("this side:  %s", s.fingerprint)
     return say("key server: %s", s.keyserver)
   end
-  if s.kind ~= "sts" then fail("no keys: fingerprints belong to native sessions (protocol = sts or group)") end
+  if s.kind == "sealed" then
+    say("this side: %s", s.fingerprint or "no identity (pattern N)")
+    return say("gateway:   %s", s.gateway)
+  end
+  if s.kind ~= "sts" then
+    fail("no keys: fingerprints belong to native sessions (protocol = sts, group or sealed)")
+  end
   say("this side: %s", s.fingerprint or "no identity (pattern NN)")
   say("peer:      %s", s.session and (s.session.peer or "not authenticated") or "no session yet")
 end)

@@ -3,7 +3,8 @@
 -- sts.config.load parses the syntax; this module knows the keys: which
 -- exist, their types, and what only makes sense together (sts_mode and aes,
 -- tls and its files, a password and its user), and turns values into
--- options for sts.connect, sts.handshake and sts.group.join. Every error is one line naming
+-- options for sts.connect, sts.handshake, sts.group.join and sts.sealer.
+-- Every error is one line naming
 -- the file, the line of the key (when the key is there) and the key, as
 --   configs/x:4: key 'aes': sts_mode = master needs aes = ecb or cbc
 -- and is raised with error(message, 0) for the shell to print.
@@ -46,12 +47,15 @@ local KEYS = {
   mqtt_version = integer(3, 5), qos = integer(0, 2), clean_session = BOOLEAN,
   keep_alive = integer(0, 65535), -- seconds; MQTT's field is 16 bits
   is_retained = BOOLEAN, id_master = TEXT, id_slave = TEXT,
-  protocol = choice("sts", "legacy", "group"), pattern = choice("XX", "IK", "NN"),
+  protocol = choice("sts", "legacy", "group", "sealed"), pattern = choice("XX", "IK", "NN"),
   identity = NONEMPTY, peer = NONEMPTY, trust = NONEMPTY,
   tls = BOOLEAN, cafile = NONEMPTY, capath = NONEMPTY, certfile = NONEMPTY, keyfile = NONEMPTY,
   tls_insecure = BOOLEAN, tls_version = choice("tlsv1.2", "tlsv1.3"),
   group = GROUP_NAME, keyserver = NONEMPTY, prefix = NONEMPTY,
+  gateway = NONEMPTY, state = NONEMPTY, create = BOOLEAN,
 }
+-- Sealed readings are one-way Noise patterns, not sessions' handshakes.
+local SEALED_PATTERN = choice("K", "X", "N")
 local ALIASES = { ip = "url" } -- the original shell's older configs say ip
 
 --- A value quoted back in a message: at most 40 bytes, non-printable bytes
@@ -87,6 +91,7 @@ function Config:check()
   for _, key in ipairs(self:keys()) do
     local setting = ALIASES[key] or key
     local kind = KEYS[setting] or self:fail(key, "unknown key")
+    if setting == "pattern" and self.values.protocol == "sealed" then kind = SEALED_PATTERN end
     local other = set[setting]
     if other then self:fail(key, "same setting as '%s' on line %d", other, self.lines[other]) end
     set[setting] = key
@@ -109,23 +114,39 @@ end
 
 local NATIVE_KEYS = { "pattern", "peer", "trust" }
 local GROUP_KEYS = { "group", "keyserver", "prefix" }
+local SEALED_KEYS = { "gateway", "state", "create" }
 -- A group has no roles, its own cipher and its own topic (from prefix and group).
 local NOT_IN_GROUPS = { sts_mode = true, aes = true, pattern = true, peer = true, trust = true,
-                        subtop = true, pubtop = true }
+                        subtop = true, pubtop = true, gateway = true, state = true, create = true }
+-- A sealed sender has no roles, no handshake and nothing to receive.
+local NOT_IN_SEALED = { sts_mode = true, aes = true, peer = true, trust = true, subtop = true,
+                        group = true, keyserver = true, prefix = true }
+
+--- Fails on the first key of the file that `refused` names.
+function Config:refuse(refused, why)
+  for _, key in ipairs(self:keys()) do
+    if refused[key] then self:fail(key, "%s", why) end
+  end
+end
 
 --- The kind of session: "nosec", "legacy" (the original protocol), "sts"
--- (the native one) or "group", the role (master or slave) and the
+-- (the native one), "group" or "sealed", the role (master or slave) and the
 -- original's cipher.
 function Config:kind()
   local v = self.values
   if v.protocol == "group" then
-    for _, key in ipairs(self:keys()) do
-      if NOT_IN_GROUPS[key] then self:fail(key, "not used with protocol = group: remove it") end
-    end
+    self:refuse(NOT_IN_GROUPS, "not used with protocol = group: remove it")
     return "group"
+  end
+  if v.protocol == "sealed" then
+    self:refuse(NOT_IN_SEALED, "not used with protocol = sealed: remove it")
+    return "sealed"
   end
   for _, key in ipairs(GROUP_KEYS) do
     if v[key] then self:fail(key, "only used with protocol = group") end
+  end
+  for _, key in ipairs(SEALED_KEYS) do
+    if v[key] then self:fail(key, "only used with protocol = sealed") end
   end
   local mode = v.sts_mode or self:fail("sts_mode", "missing: set nosec, master or slave")
   local aes = v.aes or "null"
@@ -137,7 +158,7 @@ function Config:kind()
   for _, key in ipairs(NATIVE_KEYS) do
     if v[key] then self:fail(key, "only used with protocol = sts") end
   end
-  if v.identity then self:fail("identity", "only used with protocol = sts or group") end
+  if v.identity then self:fail("identity", "only used with protocol = sts, group or sealed") end
   if mode == "nosec" then
     if aes ~= "null" then self:fail("aes", "sts_mode = nosec encrypts nothing: set aes = null") end
     return "nosec"
@@ -263,6 +284,38 @@ function Config:group_options()
   local keyserver = self:key_file("keyserver", sts.fingerprint)
   return { group = v.group, identity = v.identity, keyserver = v.keyserver, prefix = v.prefix,
            qos = v.qos and self:integer("qos") }, fingerprint, keyserver
+end
+
+--- Options for sts.sealer (keys as files, checked here so an error names
+-- the config's line), the topic, this sender's fingerprint (nil with
+-- pattern N: it sends no identity) and the gateway's.
+function Config:sealed_options()
+  local v = self.values
+  local pattern = v.pattern or "K"
+  local fingerprint
+  if pattern == "N" then
+    if v.identity then self:fail("identity", "pattern = N sends no identity: remove it") end
+  elseif v.identity then
+    fingerprint = sts.fingerprint(self:key_file("identity", sts.public_key))
+  else
+    self:fail("identity", "missing: protocol = sealed needs this sender's private key file (or pattern = N)")
+  end
+  if not v.gateway then self:fail("gateway", "missing: protocol = sealed needs the gateway's public key file") end
+  local gateway = self:key_file("gateway", sts.fingerprint)
+  if not v.state then
+    self:fail("state", "missing: protocol = sealed needs a file to keep the reading counter in")
+  end
+  -- A missing counter is an error unless asked for: a lost state file must
+  -- not restart the counter unnoticed (the gateway would refuse every reading).
+  local create = self:bool("create", false)
+  if not create then
+    local f, err = io.open(v.state)
+    if not f then self:fail("state", "%s (a new sender sets create = true)", err) end
+    f:close()
+  end
+  if not v.pubtop then self:fail("pubtop", "missing: protocol = sealed needs the topic the readings go to") end
+  return { identity = v.identity, peer = v.gateway, pattern = pattern, state = v.state, create = create },
+    v.pubtop, fingerprint, gateway
 end
 
 return Config
