@@ -24,5 +24,6 @@ int luaopen_sts(lua_State *L)
     stsl_open_group(L);
     stsl_open_signal(L);
     stsl_open_smqtt(L);
+    stsl_open_sealed(L);
     return 1;
 }
