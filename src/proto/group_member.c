@@ -131,18 +131,22 @@ int sts_gmember_ping(uint32_t token, uint8_t *out, size_t cap, size_t *outlen)
 static int take_key(struct sts_gmember *m, const struct sts_gmsg_key *k, double now,
                     struct sts_gmember_change *ch)
 {
-    if (m->state == STS_GMEMBER_JOINED && k->method != m->method) {
-        /* The operator changed the group's method: start over with it. */
-        wipe_keys(m);
-    }
     int fresh = m->state != STS_GMEMBER_JOINED;
+    /* A KEY with another sender index is a new membership (the key server
+     * took us back as new, perhaps after losing its state), and one with
+     * another method a new group: the keys we hold came with another index,
+     * and sealing under one of them with this index could repeat a nonce
+     * another member used. Start over with this key alone, whatever its
+     * epoch number. */
+    int restart = !fresh && (k->index != m->index || k->method != m->method);
+    if (restart) wipe_keys(m);
     int rc = sts_group_keyring_add(&m->keys, k->epoch, k->key, now + k->grace);
     if (rc != 0) return rc;
-    if (fresh || k->epoch > m->epoch || k->method != m->method) {
+    if (fresh || restart || k->epoch > m->epoch) {
         if (!fresh) ch->rekeyed = 1;
         m->epoch = k->epoch;
     }
-    if (k->index != m->index || m->counter_epoch != m->epoch) {
+    if (restart || m->counter_epoch != m->epoch) {
         m->counter = 0;
         m->counter_epoch = m->epoch;
     }

@@ -256,6 +256,44 @@ static void test_slotted_group(void)
     stop();
 }
 
+/* The key server restarts without its state: every group starts again at
+ * epoch 1 and indexes from 1. A member it takes back as new must never seal
+ * under a key it held before with its new index: another member may have
+ * used that (key, index, counter). */
+static void test_restart_without_state(void)
+{
+    uint8_t before[512], after[512];
+    start(STS_GROUP_UPDATE, 0, NULL);
+    for (int i = 0; i < 3; i++) join(i);
+    uint32_t old_epoch = peers[0].m.epoch;
+    CHECK(old_epoch >= 3);
+    size_t blen = seal(0, "before", before);
+    sts_gks_free(ks);
+    struct sts_gks_config cfg;
+    char err[256], acl_text[1024] = "", hex[65], line[200];
+    sts_gks_config_defaults(&cfg);
+    cfg.defaults.method = STS_GROUP_UPDATE;
+    ks = sts_gks_new(&cfg, &ops, NULL);
+    for (int i = 0; i < 3; i++) {
+        sts_hex_encode(hex, peers[i].pub, 32);
+        snprintf(line, sizeof line, "%s %s g rw\n", hex, names[i]);
+        strcat(acl_text, line);
+    }
+    struct sts_acl acl;
+    CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
+    sts_gks_set_acl(ks, &acl, now);
+    sts_acl_free(&acl);
+    join(2); /* carol first: she gets alice's old index, 1 */
+    CHECK(peers[2].m.index == peers[0].m.index);
+    CHECK(peers[2].m.epoch < old_epoch); /* a lower epoch, and it is hers now */
+    size_t alen = seal(2, "after", after);
+    /* Not the same header as alice's frame: another key (epoch), or at
+     * least another (index, counter) */
+    CHECK(blen > 0 && alen > 0 && memcmp(before, after, STS_GROUP_HEADER_LEN) != 0);
+    CHECK(((uint32_t)after[2] << 24 | (uint32_t)after[3] << 16 | (uint32_t)after[4] << 8 | after[5]) == peers[2].m.epoch);
+    stop();
+}
+
 int main(void)
 {
     test_static_group();
@@ -263,5 +301,6 @@ int main(void)
     test_update_group();
     test_read_only_and_revocation();
     test_slotted_group();
+    test_restart_without_state();
     return unit_done();
 }
