@@ -6,7 +6,7 @@ STS_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   liblua5.4-dev lua5.4 lua-busted lua-dkjson
   libmosquitto-dev mosquitto mosquitto-clients
-  libmbedtls-dev libedit-dev
+  libmbedtls-dev libssl-dev libedit-dev
   openssl netcat-openbsd python3-cryptography python3-cryptography-vectors
 )
 
