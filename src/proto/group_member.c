@@ -3,6 +3,7 @@
 #include "util/error.h"
 
 #include <math.h>
+#include <mbedtls/constant_time.h>
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,17 +158,32 @@ static int take_key(struct sts_gmember *m, const struct sts_gmsg_key *k, double 
     return 0;
 }
 
+/* Whether a grant renews the one we hold: the same schedule, the same index,
+ * and the same tree, which shows in a slot both grants cover having the
+ * same leaf (a revocation gives the group a new root with the same slots). */
+static int renews(const struct sts_gmember *m, const struct sts_gmsg_slots *s)
+{
+    if (m->method != STS_GROUP_SLOTTED || !m->ncover || s->origin_ms != m->origin_ms ||
+        s->depth != m->depth || s->index != m->index)
+        return 0;
+    uint32_t lo = s->first > m->first ? s->first : m->first, hi = s->last < m->last ? s->last : m->last;
+    uint8_t held[STS_KEY_LEN], given[STS_KEY_LEN];
+    int same = lo <= hi && sts_slot_leaf(m->cover, m->ncover, m->depth, lo, held) == 0 &&
+               sts_slot_leaf(s->nodes, s->count, s->depth, lo, given) == 0 &&
+               mbedtls_ct_memcmp(held, given, sizeof held) == 0;
+    mbedtls_platform_zeroize(held, sizeof held);
+    mbedtls_platform_zeroize(given, sizeof given);
+    return same;
+}
+
 static int take_slots(struct sts_gmember *m, const struct sts_gmsg_slots *s, double now,
                       struct sts_gmember_change *ch)
 {
     int fresh = m->state != STS_GMEMBER_JOINED;
-    if (!fresh && (m->method != STS_GROUP_SLOTTED || s->origin_ms != m->origin_ms || s->depth != m->depth)) {
-        wipe_keys(m);
-        ch->rekeyed = 1;
-    } else if (!fresh && s->index == m->index && s->first <= m->last + 1 && m->ncover) {
-        /* A renewal: the slots already held keep their windows. */
-    } else if (!fresh) {
-        /* A new tree root (revocation): keys derived from the old one go. */
+    /* Anything but a renewal (which keeps the slots held, with their
+     * windows) starts over: keys derived from another root, or given with
+     * another index, go. */
+    if (!fresh && !renews(m, s)) {
         wipe_keys(m);
         ch->rekeyed = 1;
     }

@@ -256,6 +256,43 @@ static void test_slotted_group(void)
     stop();
 }
 
+/* A slotted group whose ACL drops a member gets a new tree: the others must
+ * move to it at once, so that what they seal in the current slot is out of
+ * the revoked member's reach. */
+static void test_slotted_revocation(void)
+{
+    uint8_t f[512];
+    char text[512], acl_text[1024] = "", hex[65], line[200], err[256];
+    start(STS_GROUP_SLOTTED, 0, NULL);
+    for (int i = 0; i < 3; i++) join(i);
+    size_t len = seal(0, "before the revocation", f); /* alice derives the current slot's leaf */
+    CHECK(open_as(1, f, len, text, NULL) == STS_REASON_NONE);
+    struct sts_gmember old = peers[2].m; /* what carol holds, kept by a carol that will not forget */
+    old.roster = NULL;
+    sts_group_keyring_init(&old.keys);
+    for (int i = 0; i < 2; i++) {
+        sts_hex_encode(hex, peers[i].pub, 32);
+        snprintf(line, sizeof line, "%s %s g rw\n", hex, names[i]);
+        strcat(acl_text, line);
+    }
+    struct sts_acl acl;
+    CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
+    sts_gks_set_acl(ks, &acl, now);
+    sts_acl_free(&acl);
+    len = seal(0, "after the revocation", f);
+    CHECK(open_as(1, f, len, text, NULL) == STS_REASON_NONE);
+    /* carol's old cover (with bob's roster entry) opens nothing sealed now */
+    uint8_t leaf[STS_KEY_LEN], pt[512];
+    uint32_t slot = (uint32_t)f[2] << 24 | (uint32_t)f[3] << 16 | (uint32_t)f[4] << 8 | f[5];
+    CHECK(sts_slot_leaf(old.cover, old.ncover, old.depth, slot, leaf) == 0);
+    struct sts_group_header h;
+    const uint8_t *body, *sig;
+    size_t bodylen;
+    CHECK(sts_group_frame_parse(f, len, &h, &body, &bodylen, &sig) == STS_REASON_NONE);
+    CHECK(sts_group_frame_open(STS_AEAD_CHACHAPOLY, leaf, f, topic, body, bodylen, pt) == STS_ERR_AUTH);
+    stop();
+}
+
 /* The key server restarts without its state: every group starts again at
  * epoch 1 and indexes from 1. A member it takes back as new must never seal
  * under a key it held before with its new index: another member may have
@@ -302,5 +339,6 @@ int main(void)
     test_read_only_and_revocation();
     test_slotted_group();
     test_restart_without_state();
+    test_slotted_revocation();
     return unit_done();
 }
