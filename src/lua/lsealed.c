@@ -12,21 +12,19 @@
  *
  * A sealer is a userdata holding its keys (wiped on close); a listener one
  * with a user value table holding its client and handler. Both state files
- * are "STS" files: a 6-byte magic naming the kind, a 2-byte version, a body,
- * and the SHA-256 of every byte before it, so a truncated, damaged or
- * foreign file is refused as a whole and left as it is. */
+ * are encoded and checked by src/proto/sealed_state.h (a magic, a version,
+ * a body and a SHA-256 checksum); a file it refuses is left as it is. */
 #include "lua/internal.h"
-#include "crypto/hash.h"
 #include "crypto/keyfile.h"
 #include "crypto/x25519.h"
 #include "mqtt/client.h"
 #include "mqtt/topic.h"
 #include "proto/replay.h"
 #include "proto/sealed.h"
+#include "proto/sealed_state.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/wire.h"
 
 #include <errno.h>
 #include <mbedtls/constant_time.h>
@@ -45,52 +43,9 @@
 
 /* --- state files ---------------------------------------------------------------- */
 
-#define MAGIC_LEN 8 /* 6 bytes naming the kind, then the version */
-#define VERSION_AT 6
-static const uint8_t SEALER_MAGIC[MAGIC_LEN] = { 'S', 'T', 'S', 'S', 'C', 0x00, 0x01, 0x00 };
-static const uint8_t REPLAY_MAGIC[MAGIC_LEN] = { 'S', 'T', 'S', 'R', 'W', 0x00, 0x01, 0x00 };
-
-/* Sealer: magic || the first counter not handed out (u64) || hash. */
-#define SEALER_FILE_LEN (MAGIC_LEN + 8 + STS_SHA256_LEN)
-/* Listener: magic || n (u32) || n x (sender's key || top (u64) || the window's words) || hash. */
-#define SENDER_RECORD_LEN (STS_X25519_LEN + 8 + 8 * STS_REPLAY_WORDS)
-#define REPLAY_HEAD_LEN (MAGIC_LEN + 4)
-
 static int missing(const char *path)
 {
     return access(path, F_OK) != 0 && errno == ENOENT;
-}
-
-/* Appends the hash of everything written so far. */
-static int put_checksum(struct sts_wire_writer *w)
-{
-    uint8_t digest[STS_SHA256_LEN];
-    if (w->overflow || sts_hash(STS_SHA256, w->out, w->len, digest) != 0) return STS_ERR_CRYPTO;
-    sts_wire_put(w, digest, sizeof digest);
-    return w->overflow ? STS_ERR_CRYPTO : 0;
-}
-
-/* Checks magic, version and hash of a state file of `kind`; the body is
- * what lies between the magic and the hash. */
-static int check_file(const uint8_t *buf, size_t len, const uint8_t magic[MAGIC_LEN], const char *path,
-                      const char *kind, struct sts_wire_reader *body, char *err, size_t errlen)
-{
-    uint8_t digest[STS_SHA256_LEN];
-    if (memcmp(buf, magic, len < VERSION_AT ? len : VERSION_AT) != 0) {
-        snprintf(err, errlen, "%s: not a %s state file (refused, left as it is)", path, kind);
-        return STS_ERR_PARSE;
-    }
-    const char *why = NULL;
-    if (len < MAGIC_LEN + STS_SHA256_LEN) why = "truncated";
-    else if (memcmp(buf, magic, MAGIC_LEN) != 0) why = "an unknown version";
-    else if (sts_hash(STS_SHA256, buf, len - STS_SHA256_LEN, digest) != 0) why = "its checksum could not be computed";
-    else if (mbedtls_ct_memcmp(digest, buf + len - STS_SHA256_LEN, STS_SHA256_LEN) != 0) why = "checksum mismatch";
-    if (why) {
-        snprintf(err, errlen, "%s: corrupt %s state file: %s (refused, left as it is)", path, kind, why);
-        return STS_ERR_PARSE;
-    }
-    sts_wire_reader_init(body, buf + MAGIC_LEN, len - MAGIC_LEN - STS_SHA256_LEN);
-    return 0;
 }
 
 /* Reads a state file of at most max bytes into *buf; "no such state file"
@@ -102,6 +57,12 @@ static int read_state(const char *path, size_t max, uint8_t **buf, size_t *len, 
         return STS_ERR_IO;
     }
     return sts_read_file(path, max, buf, len, err, errlen);
+}
+
+static int refused(const char *path, const char *why, int rc, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s (refused, left as it is)", path, why);
+    return rc;
 }
 
 /* --- options both sides share ------------------------------------------------------ */
@@ -167,34 +128,25 @@ static int read_bound(const char *path, uint64_t *bound, char *err, size_t errle
 {
     uint8_t *buf;
     size_t len;
-    struct sts_wire_reader body;
-    int rc = read_state(path, SEALER_FILE_LEN, &buf, &len, err, errlen);
-    if (rc == STS_ERR_TOO_BIG) snprintf(err, errlen, "%s: not a sealer state file (refused, left as it is)", path);
+    const char *why;
+    int rc = read_state(path, STS_SEALER_STATE_LEN, &buf, &len, err, errlen);
+    /* longer than any sealer state: sts_sealer_state_decode says the same */
+    if (rc == STS_ERR_TOO_BIG) return refused(path, "not a sealer state file", rc, err, errlen);
     if (rc != 0) return rc;
-    rc = check_file(buf, len, SEALER_MAGIC, path, "sealer", &body, err, errlen);
-    if (rc == 0) {
-        *bound = sts_wire_get_u64(&body);
-        if (body.err || body.left) {
-            snprintf(err, errlen, "%s: corrupt sealer state file: wrong length (refused, left as it is)", path);
-            rc = STS_ERR_PARSE;
-        }
-    }
+    rc = sts_sealer_state_decode(buf, len, bound, &why);
+    if (rc != 0) refused(path, why, rc, err, errlen);
     free(buf);
     return rc;
 }
 
 static int write_bound(const char *path, uint64_t bound, char *err, size_t errlen)
 {
-    uint8_t buf[SEALER_FILE_LEN];
-    struct sts_wire_writer w;
-    sts_wire_writer_init(&w, buf, sizeof buf);
-    sts_wire_put(&w, SEALER_MAGIC, MAGIC_LEN);
-    sts_wire_put_u64(&w, bound);
-    if (put_checksum(&w) != 0) {
+    uint8_t buf[STS_SEALER_STATE_LEN];
+    if (sts_sealer_state_encode(bound, buf) != 0) {
         snprintf(err, errlen, "%s: the checksum could not be computed", path);
         return STS_ERR_CRYPTO;
     }
-    return sts_write_atomic(path, buf, w.len, 0600, err, errlen);
+    return sts_write_atomic(path, buf, sizeof buf, 0600, err, errlen);
 }
 
 /* Moves the bound on disk a block past the counters handed out, before any
@@ -384,12 +336,6 @@ struct trusted {
     uint32_t sender;       /* its replay window, NO_SENDER until it has one */
 };
 
-/* A sender's replay window, by its static key. */
-struct sender {
-    uint8_t pub[STS_X25519_LEN];
-    struct sts_replay window;
-};
-
 struct trust_index {
     struct trusted *keys;
     size_t n, cap;
@@ -535,7 +481,7 @@ struct lsealed_listener {
     char *filter, *state; /* state NULL: no replay state file */
     uint8_t priv[STS_X25519_LEN], pub[STS_X25519_LEN];
     struct trust_index trust;
-    struct sender *senders;
+    struct sts_sealed_sender *senders;
     size_t nsenders, senders_cap, max_senders;
     struct reading *batch, **batch_end;
     struct sts_timer flush;       /* writes the state, then delivers the batch */
@@ -580,25 +526,15 @@ static void reject(struct lsealed_listener *li, int r, const char *topic)
 
 static int save_state(const struct lsealed_listener *li, char *err, size_t errlen)
 {
-    struct sts_wire_writer w;
-    size_t len = REPLAY_HEAD_LEN + li->nsenders * SENDER_RECORD_LEN + STS_SHA256_LEN;
+    size_t len = sts_replay_state_len(li->nsenders);
     uint8_t *buf = malloc(len);
     if (!buf) {
         snprintf(err, errlen, "%s: out of memory", li->state);
         return STS_ERR_NOMEM;
     }
-    sts_wire_writer_init(&w, buf, len);
-    sts_wire_put(&w, REPLAY_MAGIC, MAGIC_LEN);
-    sts_wire_put_u32(&w, (uint32_t)li->nsenders);
-    for (size_t i = 0; i < li->nsenders; i++) {
-        const struct sender *s = &li->senders[i];
-        sts_wire_put(&w, s->pub, sizeof s->pub);
-        sts_wire_put_u64(&w, s->window.top);
-        for (int j = 0; j < STS_REPLAY_WORDS; j++) sts_wire_put_u64(&w, s->window.bits[j]);
-    }
-    int rc = put_checksum(&w);
+    int rc = sts_replay_state_encode(li->senders, li->nsenders, buf, len);
     if (rc != 0) snprintf(err, errlen, "%s: the checksum could not be computed", li->state);
-    else rc = sts_write_atomic(li->state, buf, w.len, 0600, err, errlen);
+    else rc = sts_write_atomic(li->state, buf, len, 0600, err, errlen);
     free(buf);
     return rc;
 }
@@ -623,55 +559,33 @@ static uint32_t add_sender(struct lsealed_listener *li, const uint8_t pub[STS_X2
     if (li->nsenders >= li->max_senders ||
         grow((void **)&li->senders, &li->senders_cap, li->nsenders + 1, sizeof *li->senders) != 0)
         return NO_SENDER;
-    struct sender *s = &li->senders[li->nsenders];
+    struct sts_sealed_sender *s = &li->senders[li->nsenders];
     memcpy(s->pub, pub, STS_X25519_LEN);
     sts_replay_reset(&s->window);
     return (uint32_t)li->nsenders++;
 }
 
-/* Restores the windows. Those of keys no longer trusted are kept too: the
- * key may come back. */
-static int load_senders(struct lsealed_listener *li, struct sts_wire_reader *body, char *err, size_t errlen)
-{
-    uint32_t n = sts_wire_get_u32(body);
-    const char *why = NULL;
-    if (body->err || body->left != (size_t)n * SENDER_RECORD_LEN) why = "wrong length";
-    else if (n > li->max_senders) why = "more senders than max_senders";
-    for (uint32_t i = 0; !why && i < n; i++) {
-        uint8_t pub[STS_X25519_LEN];
-        sts_wire_get(body, pub, sizeof pub);
-        uint32_t at = add_sender(li, pub);
-        if (at == NO_SENDER) {
-            why = "out of memory";
-            break;
-        }
-        struct sts_replay *w = &li->senders[at].window;
-        w->top = sts_wire_get_u64(body);
-        for (int j = 0; j < STS_REPLAY_WORDS; j++) w->bits[j] = sts_wire_get_u64(body);
-        struct trusted *k = index_find(&li->trust, pub);
-        if (k && k->sender != NO_SENDER) why = "a sender twice";
-        else if (k) k->sender = at;
-    }
-    if (!why) return 0;
-    snprintf(err, errlen, "%s: corrupt replay state file: %s (refused, left as it is)", li->state, why);
-    return STS_ERR_PARSE;
-}
-
+/* Restores the windows, each to its trusted key. Those of keys no longer
+ * trusted are kept too: the key may come back. */
 static int load_state(struct lsealed_listener *li, char *err, size_t errlen)
 {
     uint8_t *buf;
     size_t len;
-    struct sts_wire_reader body;
-    size_t max = REPLAY_HEAD_LEN + li->max_senders * SENDER_RECORD_LEN + STS_SHA256_LEN;
-    int rc = read_state(li->state, max, &buf, &len, err, errlen);
+    const char *why;
+    int rc = read_state(li->state, sts_replay_state_len(li->max_senders), &buf, &len, err, errlen);
     if (rc == STS_ERR_TOO_BIG)
         snprintf(err, errlen, "%s: too large for a replay state file of at most max_senders = %zu senders", li->state,
                  li->max_senders);
     if (rc != 0) return rc;
-    rc = check_file(buf, len, REPLAY_MAGIC, li->state, "replay", &body, err, errlen);
-    if (rc == 0) rc = load_senders(li, &body, err, errlen);
+    rc = sts_replay_state_decode(buf, len, li->max_senders, &li->senders, &li->nsenders, &why);
     free(buf);
-    return rc;
+    if (rc != 0) return refused(li->state, why, rc, err, errlen);
+    li->senders_cap = li->nsenders;
+    for (size_t i = 0; i < li->nsenders; i++) {
+        struct trusted *k = index_find(&li->trust, li->senders[i].pub);
+        if (k) k->sender = (uint32_t)i; /* one window a key: the decoder refuses a key twice */
+    }
+    return 0;
 }
 
 /* --- frames --- */
