@@ -169,6 +169,21 @@ describe("groups", function()
       server:close()
     end)
 
+    it("lets the key server's event handler close the key server", function()
+      local server, prefix = serve { method = "update", acl = { { "alice", "ev" }, { "bob", "ev" } } }
+      local seen = {}
+      server:on("event", function(ev)
+        seen[#seen + 1] = ev
+        if ev == "left" then server:close() end -- from the handler, while the core is rekeying
+      end)
+      local a = assert(join("alice", "ev", prefix))
+      local b = assert(join("bob", "ev", prefix))
+      a:leave()
+      assert.truthy(test.wait_until(function() return has(seen, "left") end))
+      assert.equal("joined", b:state()) -- b lives on, on the keys it holds
+      b:close()
+    end)
+
     it("does not let a read-only member send", function()
       local server, prefix = serve { acl = { { "alice", "news" }, { "bob", "news", "r" } } }
       local a = assert(join("alice", "news", prefix))

@@ -22,8 +22,9 @@ struct lkeyserver {
     struct sts_gks *ks;
     char *state_path;           /* NULL: no persistence */
     struct sts_timer tick;
+    struct sts_timer deliver;   /* hands queued events to the script */
     struct stsl_anchor anchor;
-    uint64_t save_failures;
+    uint64_t save_failures, complaints;
 };
 
 static struct sts_loop *loop(void)
@@ -122,6 +123,10 @@ static int op_save(void *ud)
     return rc;
 }
 
+/* The core reports from inside its own work (a rekey's loop over members, a
+ * membership ending): the script's handler, which may close or reload the
+ * key server, must not run there. Events are queued and handed to it from
+ * the loop. */
 static void op_event(void *ud, enum sts_gks_event ev, void *peer, const char *group, const char *member,
                      const char *text)
 {
@@ -130,16 +135,49 @@ static void op_event(void *ud, enum sts_gks_event ev, void *peer, const char *gr
     lua_State *L = stsl_main();
     const char *g = group ? group : "-", *m = member ? member : "-", *t = text ? text : "";
     (void)peer;
-    if (ev == STS_GKS_REFUSED || ev == STS_GKS_REJECTED) sts_warn("key server: %s %s in %s: %s", names[ev], m, g, t);
-    else sts_info("key server: %s %s in %s%s%s", names[ev], m, g, *t ? ": " : "", t);
+    if (ev == STS_GKS_REFUSED || ev == STS_GKS_REJECTED) {
+        uint64_t n = ++k->complaints; /* a flood must not flood the log: 1st, 2nd, 4th... */
+        if ((n & (n - 1)) == 0)
+            sts_warn("key server: %s %s in %s: %s (%llu refused or rejected so far)", names[ev], m, g, t,
+                     (unsigned long long)n);
+    } else {
+        sts_info("key server: %s %s in %s%s%s", names[ev], m, g, *t ? ": " : "", t);
+    }
     if (!stsl_anchor_push(L, &k->anchor)) return;
     int server = lua_gettop(L);
     lua_getiuservalue(L, server, 1);
     if (lua_getfield(L, -1, "on_event") == LUA_TFUNCTION) {
-        lua_pushstring(L, names[ev]);
-        lua_pushstring(L, group);
-        lua_pushstring(L, member);
-        lua_pushstring(L, text);
+        lua_getfield(L, -2, "events");
+        lua_createtable(L, 4, 0);
+        const char *fields[] = { names[ev], group, member, text };
+        for (int i = 0; i < 4; i++) {
+            lua_pushstring(L, fields[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+        if (!sts_timer_active(&k->deliver)) sts_timer_start(loop(), &k->deliver, 0, 0);
+    }
+    lua_settop(L, server - 1);
+}
+
+/* Hands the queued events to the script's handler. */
+static void on_deliver(struct sts_timer *t, void *ud)
+{
+    struct lkeyserver *k = ud;
+    lua_State *L = stsl_main();
+    (void)t;
+    if (!stsl_anchor_push(L, &k->anchor)) return;
+    int server = lua_gettop(L);
+    lua_getiuservalue(L, server, 1);
+    lua_getfield(L, -1, "events"); /* taken whole: the handler may queue more */
+    lua_newtable(L);
+    lua_setfield(L, -3, "events");
+    int events = lua_gettop(L);
+    for (lua_Integer i = 1; i <= (lua_Integer)luaL_len(L, events); i++) {
+        if (lua_getfield(L, server + 1, "on_event") != LUA_TFUNCTION) break;
+        lua_rawgeti(L, events, i);
+        for (int f = 1; f <= 4; f++) lua_rawgeti(L, -f, f);
+        lua_remove(L, -5);
         stsl_pcall(L, 4, 0, "key server event handler");
     }
     lua_settop(L, server - 1);
@@ -241,10 +279,13 @@ static int l_server(lua_State *L)
     memset(k, 0, sizeof *k);
     stsl_anchor_init(&k->anchor);
     sts_timer_init(&k->tick, on_tick, k);
+    sts_timer_init(&k->deliver, on_deliver, k);
     luaL_setmetatable(L, KEYSERVER_MT);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_newtable(L);
     lua_setfield(L, -2, "sessions");
+    lua_newtable(L);
+    lua_setfield(L, -2, "events");
     lua_setiuservalue(L, 2, 1);
     if (!(k->ks = sts_gks_new(&cfg, &ops, k)) || (state && !(k->state_path = strdup(state))))
         return stsl_fail(L, "out of memory");
@@ -396,6 +437,7 @@ static void release(lua_State *L, int idx, struct lkeyserver *k)
 {
     if (!k->ks) return;
     sts_timer_stop(loop(), &k->tick);
+    sts_timer_stop(loop(), &k->deliver);
     push_sessions(L, idx);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
