@@ -184,6 +184,22 @@ describe("groups", function()
       b:close()
     end)
 
+    it("takes the settings it is given over those its state file saved", function()
+      local state = dir .. "/settings.state"
+      local server, prefix, kc = serve { state = state, acl = { { "alice", "cfg" } } }
+      local a = assert(join("alice", "cfg", prefix))
+      assert.is_false(a.signed)
+      server:close()
+      kc:close()
+      -- the same state file, and now the group must be signed
+      local client = assert(sts.connect(broker:options()))
+      local again = assert(sts.group.serve(client, { identity = ids.ks.key, acl = dir .. "/acl-" .. prefix,
+        prefix = prefix, state = state, groups = { cfg = { signed = true } } }))
+      assert.truthy(test.wait_until(function() return a.signed end, 10))
+      a:leave()
+      again:close()
+    end)
+
     it("does not let a read-only member send", function()
       local server, prefix = serve { acl = { { "alice", "news" }, { "bob", "news", "r" } } }
       local a = assert(join("alice", "news", prefix))

@@ -290,20 +290,26 @@ static int l_server(lua_State *L)
     if (!(k->ks = sts_gks_new(&cfg, &ops, k)) || (state && !(k->state_path = strdup(state))))
         return stsl_fail(L, "out of memory");
 
-    if (stsl_opt_table(L, 1, "groups")) { /* 3: per group settings */
-        lua_pushnil(L);
-        while (lua_next(L, 3)) {
-            struct sts_gks_group_config gc = cfg.defaults;
-            const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-            if (!name || !lua_istable(L, -1)) luaL_error(L, "option 'groups' maps group names to tables of settings");
-            stsl_check_options(L, lua_gettop(L), name, per_group);
-            read_group_config(L, lua_gettop(L), &gc);
-            if (sts_gks_define(k->ks, name, &gc, sts_wall_now()) != 0) luaL_error(L, "option 'groups': bad group '%s'", name);
-            lua_pop(L, 1);
-        }
+    /* The state first, then the settings: what the operator configures wins
+     * over what was saved (a changed setting rekeys the group). */
+    if (k->state_path && !load_state(L, k)) return 2;
+    if (!stsl_opt_table(L, 1, "groups")) lua_newtable(L); /* 3: per group settings */
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        struct sts_gks_group_config gc = cfg.defaults;
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!name || !lua_istable(L, -1)) luaL_error(L, "option 'groups' maps group names to tables of settings");
+        stsl_check_options(L, lua_gettop(L), name, per_group);
+        read_group_config(L, lua_gettop(L), &gc);
+        if (sts_gks_define(k->ks, name, &gc, sts_wall_now()) != 0) luaL_error(L, "option 'groups': bad group '%s'", name);
         lua_pop(L, 1);
     }
-    if (k->state_path && !load_state(L, k)) return 2;
+    const char *restored;
+    for (size_t i = 0; (restored = sts_gks_group_name(k->ks, i)); i++) {
+        if (lua_getfield(L, 3, restored) == LUA_TNIL) sts_gks_define(k->ks, restored, &cfg.defaults, sts_wall_now());
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     stsl_anchor_set(L, 2, &k->anchor);
     rearm(k);
     lua_settop(L, 2);
