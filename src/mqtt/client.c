@@ -608,7 +608,10 @@ static void say_goodbye(struct sts_mqtt *m)
         mosquitto_loop_write(m->mosq, 1);
         mosquitto_disconnect(m->mosq);
         mosquitto_loop_write(m->mosq, 1);
-        if (fd >= 0) linger(fd);
+        /* libmosquitto closes its socket once DISCONNECT is written; while it
+         * has not, output is still queued, and shutting the socket would cut it. */
+        if (fd >= 0 && mosquitto_socket(m->mosq) < 0) linger(fd);
+        else if (fd >= 0) close(fd);
     } else {
         mosquitto_disconnect(m->mosq);
     }

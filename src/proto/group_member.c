@@ -334,6 +334,7 @@ int sts_gmember_seal(struct sts_gmember *m, const char *topic, const uint8_t *pt
                      double now, uint8_t *out, size_t cap, size_t *outlen)
 {
     if (m->state != STS_GMEMBER_JOINED || !m->index || !(m->flags & STS_GFLAG_WRITE)) return STS_ERR_STATE;
+    sts_group_keyring_expire(&m->keys, now);
     uint32_t epoch = m->epoch;
     const uint8_t *key;
     if (m->method == STS_GROUP_SLOTTED) {
@@ -390,6 +391,7 @@ enum sts_reason sts_gmember_open(struct sts_gmember *m, const char *topic, const
     enum sts_reason why = sts_group_frame_parse(frame, len, &h, &body, &bodylen, &sig);
     if (why != STS_REASON_NONE) return why;
     if (m->state != STS_GMEMBER_JOINED) return STS_REASON_STATE;
+    sts_group_keyring_expire(&m->keys, now); /* keys past their grace are wiped, not just unused */
     int signed_group = (m->flags & STS_GFLAG_SIGNED) != 0;
     if (signed_group && h.type != STS_GROUP_FRAME_DATA_SIGNED) return STS_REASON_SUITE;
     const struct roster_entry *who = roster_get(m->roster, h.sender);
