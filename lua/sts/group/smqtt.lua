@@ -430,20 +430,24 @@ end
 Server.__close = Server.close
 
 --- Re-reads the PSK table (SIGHUP): members no longer in it are refused
--- from now on, and get no more UPDATE rekeys.
+-- from now on, and an UPDATE group that loses one is rekeyed without it.
 function Server:reload()
   if not self.psk_file then return true end
   local psks, err = M.load_psk_file(self.psk_file)
   if not psks then return nil, err end
   self.psks = psks
-  for _, g in pairs(self.groups) do
+  for name, g in pairs(self.groups) do
+    local dropped = false
     for i = #g.order, 1, -1 do
       local member = g.order[i]
       if not psks[member] then
         table.remove(g.order, i)
         g.members[member] = nil
+        dropped = true
       end
     end
+    -- UPDATE: those dropped must not read what follows.
+    if dropped and self.method == "update" then self:rekey(name, g) end
   end
   return true
 end
