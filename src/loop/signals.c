@@ -153,13 +153,14 @@ int sts_signal_watch(struct sts_loop *loop, int signo, sts_signal_fn fn, void *u
 
 void sts_signal_unwatch(int signo)
 {
-    if (!sts_signal_watched(signo)) return;
-    struct watcher *w = &watchers[slot_of(signo)];
+    int slot = slot_of(signo);
+    if (slot < 0 || !watchers[slot].fn) return;
+    struct watcher *w = &watchers[slot];
     /* Cannot fail: signo is valid and the saved action came from sigaction. */
     (void)sigaction(signo, &w->previous, NULL);
     w->fn = NULL;
     w->ud = NULL;
-    missed[slot_of(signo)] = 0;
+    missed[slot] = 0;
     if (--nwatched == 0) {
         sts_loop_remove_source(source_loop, &source);
         source_loop = NULL;

@@ -334,7 +334,7 @@ int sts_gks_load(struct sts_gks *ks, const uint8_t *buf, size_t len, double now,
     struct sts_wire_reader r;
     struct gks_group *loaded;
     const char *why;
-    size_t bodylen;
+    size_t bodylen = 0;
     int rc;
 
     if (ks->nmembers != 0) return fail(err, errlen, "the key server already has members");
