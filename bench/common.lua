@@ -1,5 +1,6 @@
 -- Helpers the Lua benches share: medians and percentiles, and what /proc
--- says about a process (CPU seconds, resident memory). A bench loads it with
+-- says about a process (CPU seconds, resident memory), and throughput rounds
+-- measured by the CPU of sender, broker and receiver. A bench loads it with
 --   local common = dofile((arg[0]:match("^(.*)/") or ".") .. "/common.lua")
 local common = {}
 
@@ -75,6 +76,70 @@ function common.child_cpu(output)
   if not line then return 0 / 0 end
   local f = stat_fields(line)
   return (f[16] + f[17]) / clock_ticks()
+end
+
+--- The items of a comma-separated list ("64,1024"), numbers where they are.
+function common.list(text)
+  local items = {}
+  for item in tostring(text):gmatch("[^,%s]+") do items[#items + 1] = tonumber(item) or item end
+  return items
+end
+
+--- The AEAD backend of the build running this script, and where it was read:
+-- sts does not expose it, so it is STS_AEAD_BACKEND in the CMakeCache.txt of
+-- STS_BUILD_DIR, else of the directory holding the sts-lua executable.
+function common.aead_backend(sts_lua)
+  local dir = os.getenv("STS_BUILD_DIR") or (sts_lua or ""):match("^(.*)/[^/]*$") or "."
+  local cache = read(dir .. "/CMakeCache.txt") or ""
+  return cache:match("\nSTS_AEAD_BACKEND:%w+=(%w+)") or "unknown", dir
+end
+
+--- One throughput round through a broker: the receiver started first (it
+-- prints "ready", or is given half a second when `ready` is false), then the
+-- sender, both through common.with_cpu; the broker, a long-lived process,
+-- sampled around the round. Returns { rate, received, sender, broker,
+-- receiver } (msg/s as the receiver prints it, CPU seconds), or nil and the
+-- receiver's output if it never ended (a C receiver waits for every message).
+function common.throughput_round(test, broker_pid, recv_cmd, send_cmd, ready)
+  local broker0 = common.cpu_seconds(broker_pid)
+  local receiver = test.spawn(common.with_cpu(recv_cmd))
+  if ready == false then
+    require("sts").sleep(0.5)
+  else
+    assert(receiver:wait_for("ready"), receiver:output())
+  end
+  local sender = test.spawn(common.with_cpu(send_cmd))
+  local sent = sender:wait_for("child%-stat", 300)
+  local received = sent and receiver:wait_for("child%-stat", 30)
+  sender:kill()
+  receiver:kill()
+  assert(sent, "sender: " .. sender:output())
+  local out = receiver:output()
+  if not received then return nil, out end
+  return { rate = tonumber(out:match("(%d+) msg/s")) or 0, received = tonumber(out:match("received (%d+)")) or 0,
+           sender = common.child_cpu(sender:output()), receiver = common.child_cpu(out),
+           broker = common.cpu_seconds(broker_pid) - broker0 }
+end
+
+--- The medians of rounds from common.throughput_round: msg/s, the fewest
+-- received, and the CPU per received message in µs of each process and of
+-- the three together (the median of the rounds' sums).
+function common.throughput_summary(rounds)
+  local function med(f)
+    local list = {}
+    for k, r in ipairs(rounds) do list[k] = f(r) end
+    return common.median(list)
+  end
+  local function us(r, cpu) return 1e6 * cpu / math.max(r.received, 1) end
+  local fewest = math.huge
+  for _, r in ipairs(rounds) do fewest = math.min(fewest, r.received) end
+  return {
+    rate = med(function(r) return r.rate end), fewest = fewest, rounds = #rounds,
+    sender = med(function(r) return us(r, r.sender) end),
+    broker = med(function(r) return us(r, r.broker) end),
+    receiver = med(function(r) return us(r, r.receiver) end),
+    total = med(function(r) return us(r, r.sender + r.broker + r.receiver) end),
+  }
 end
 
 return common

@@ -1,33 +1,39 @@
 -- Native STS sessions through a local mosquitto, in separate sts-lua processes:
 --   1. handshake latency and CPU per pattern (XX, IK, NN): median of N;
---   2. throughput of a session against plain MQTT in the same run, QoS 0,
---      64-byte and 1 KiB payloads (median of --repeat runs each);
+--   2. throughput of a session against plain MQTT, QoS 0, per payload size
+--      and cipher suite: msg/s and the CPU per message of sender, broker and
+--      receiver (/proc), median of --runs rounds alternating plain and each
+--      suite; the ratio is plain's CPU per message over the session's;
 --   3. bytes on the wire per ENC message and per handshake, counted by a raw
 --      subscriber on the session topics;
 --   4. memory of a listener holding --sessions established sessions.
---   build/sts-lua bench/session.lua [--count N] [--handshakes N] [--sessions N] [--repeat R]
---     [--suite 25519_AESGCM_SHA256]   (the session's cipher suite for part 2)
+--   STS_BUILD_DIR=build build/sts-lua bench/session.lua [--part 1|2|3|4] [--count M] [--runs N]
+--     [--size 64,256,1024,16384] [--suite 25519_ChaChaPoly_SHA256,25519_AESGCM_SHA256]
+--     [--handshakes N] [--sessions N]
 -- Each role is also started by itself (see the roles below), e.g.
 --   sts-lua bench/session.lua --role enc-recv -p PORT --count N --size S --keys DIR
 local sts = require "sts"
 local cli = require "sts.cli"
 
 local opts = cli.parse(arg, {
-  usage = "sts-lua bench/session.lua [--count N] [--handshakes N] [--sessions N] [--repeat R]",
+  usage = "sts-lua bench/session.lua [--part 1|2|3|4] [--count M] [--runs N] [--size S,...] [--suite NAME,...] "
+    .. "[--handshakes N] [--sessions N]",
   options = {
     role = { "--role" },
+    part = { "--part", number = true },
     port = { "-p", "--port", number = true },
     count = { "--count", number = true, default = 200000 },
     handshakes = { "--handshakes", number = true, default = 100 },
     sessions = { "--sessions", number = true, default = 1000 },
-    ["repeat"] = { "--repeat", number = true, default = 5 },
-    size = { "--size", number = true, default = 64 },
+    runs = { "--runs", number = true, default = 7 },
+    size = { "--size", default = "64,256,1024,16384" },
     pattern = { "--pattern", default = "XX" },
     suite = { "--suite" },
     keys = { "--keys" },
     parallel = { "--parallel", number = true, default = 1 },
   },
 })
+local SUITES = "25519_ChaChaPoly_SHA256,25519_AESGCM_SHA256"
 
 io.stdout:setvbuf("line")
 
@@ -158,7 +164,7 @@ local function enc_send()
   o.identity = sensor_identity(1)
   local s = assert(sts.handshake(c, o))
   sts.sleep(0.2) -- the responder is established too
-  local payload = string.rep("x", opts.size)
+  local payload = string.rep("x", tonumber(opts.size))
   sts.task(function()
     for i = 1, opts.count do
       assert(s:send(payload))
@@ -172,6 +178,48 @@ end
 
 -- --- comparing -----------------------------------------------------------------
 
+-- Part 2: per size, --runs rounds of plain MQTT (bench/pubsub.lua's roles,
+-- `c:publish(topic, payload)`) and of a session per suite, alternating, so
+-- that what else the shared machine runs falls on all of them alike. msg/s
+-- depends on how the three busy processes share the cores; the CPU per
+-- message they spend together does not, and makes the ratio.
+local function throughput(test, broker, role)
+  local backend, build = common.aead_backend(test.sts_lua())
+  local suites = common.list(opts.suite or SUITES)
+  print(string.format("\n2. Throughput, QoS 0, %d messages a round, sender and receiver in separate processes; "
+    .. "median of %d rounds, alternating plain and %s; AEAD backend %s (%s)", opts.count, opts.runs,
+    table.concat(suites, ", "), backend, build))
+  print("CPU per received message, µs; ratio: plain's CPU per message over the session's, and the session's msg/s "
+    .. "over plain's")
+  print(string.format("%7s %-24s %9s %8s %8s %8s %8s %9s %11s %9s", "size", "", "msg/s", "sender", "broker",
+    "receiver", "total", "ratio CPU", "ratio msg/s", "received"))
+  local pid = broker.process.pid
+  for _, size in ipairs(common.list(opts.size)) do
+    local args = string.format("--count %d --size %d", opts.count, size)
+    local pubsub = function(r)
+      return string.format("%s bench/pubsub.lua --role %s -p %d --qos 0 %s", test.quote(test.sts_lua()), r, broker.port,
+        args)
+    end
+    local rounds = { plain = {} }
+    for _, suite in ipairs(suites) do rounds[suite] = {} end
+    for k = 1, opts.runs do
+      rounds.plain[k] = assert(common.throughput_round(test, pid, pubsub("recv"), pubsub("send")))
+      for _, suite in ipairs(suites) do
+        rounds[suite][k] = assert(common.throughput_round(test, pid, role("enc-recv", args .. " --pattern IK"),
+          role("enc-send", args .. " --pattern IK --suite " .. suite)))
+      end
+    end
+    local plain = common.throughput_summary(rounds.plain)
+    local function row(label, r, ratios)
+      print(string.format("%5d B %-24s %9.0f %8.2f %8.2f %8.2f %8.2f %9s %11s %9d", size, label, r.rate, r.sender,
+        r.broker, r.receiver, r.total, ratios and string.format("%.3f", plain.total / r.total) or "",
+        ratios and string.format("%.3f", r.rate / plain.rate) or "", r.fewest))
+    end
+    row("plain MQTT", plain)
+    for _, suite in ipairs(suites) do row(suite, common.throughput_summary(rounds[suite]), true) end
+  end
+end
+
 local function compare()
   local test = require "sts.test"
   local keyfiles = require "sts.keyfiles"
@@ -184,102 +232,60 @@ local function compare()
   local function field(text, name)
     return tonumber(text:match(name .. " ([%d.]+)"))
   end
+  local function wanted(part) return opts.part == nil or opts.part == part end
 
-  -- Identities: a gateway and as many sensors as the largest run needs.
+  -- Identities: a gateway and as many sensors as the largest part run needs.
   assert(keyfiles.write_pair(keys .. "/gateway"))
   local trust = {}
-  for i = 1, math.max(opts.sessions, opts.handshakes, 1) do
+  local sensors = math.max(wanted(1) and opts.handshakes or 1, wanted(4) and opts.sessions or 1)
+  for i = 1, sensors do
     local key <close>, public = sts.keygen()
     assert(key:save(keys .. "/sensor-" .. i .. ".key"))
     trust[i] = public:match("\n(%x+)") .. " sensor-" .. i
   end
   test.write_file(keys .. "/sensors.trust", table.concat(trust, "\n") .. "\n")
 
-  -- A raw subscriber counting payload bytes per topic and frame type.
-  local wire = { by_type = {} }
-  local sniffer = assert(sts.connect(broker:options()))
-  assert(sniffer:subscribe("hs/#", function(_, payload)
-    local t = payload:byte(2)
-    local w = wire.by_type[t] or { frames = 0, bytes = 0 }
-    w.frames, w.bytes = w.frames + 1, w.bytes + #payload
-    wire.by_type[t] = w
-  end, { qos = 0 }))
-
   print(string.format("sts-lua %s, mosquitto on 127.0.0.1:%d", sts.version, broker.port))
-  print(string.format("\n1. Handshakes (%d per pattern, one at a time, each on its own topics; listener responder)", opts.handshakes))
-  print(string.format("%-4s %10s %10s %14s %14s %12s %12s", "", "median ms", "p90 ms", "init CPU ms", "resp CPU ms", "wire bytes", "(+ confirm)"))
-  for _, pattern in ipairs({ "XX", "IK", "NN" }) do
-    wire.by_type = {}
-    local listener = test.spawn(role("listen", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
-    assert(listener:wait_for("ready"), listener:output())
-    local initiator = test.spawn(role("initiate", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
-    assert(initiator:wait(120), "initiator did not finish")
-    assert(listener:wait(10), "listener did not finish: " .. listener:output())
-    local i_out, l_out = initiator:output(), listener:output()
-    assert(field(i_out, "handshakes") == opts.handshakes, i_out)
-    sts.sleep(0.2)
-    local hs_bytes = 0
-    for t = 1, 3 do hs_bytes = hs_bytes + (wire.by_type[t] and wire.by_type[t].bytes or 0) end
-    local enc = wire.by_type[5] or { bytes = 0, frames = 0 }
-    print(string.format("%-4s %10.2f %10.2f %14.3f %14.3f %12.1f %12.1f", pattern,
-      1000 * field(i_out, "latency_median"), 1000 * field(i_out, "latency_p90"),
-      1000 * field(i_out, "cpu_median"), 1000 * field(l_out, "cpu") / opts.handshakes,
-      hs_bytes / opts.handshakes, enc.bytes / opts.handshakes))
-    initiator:kill()
-    listener:kill()
-  end
-  sniffer:unsubscribe("hs/#")
+  if wanted(1) then
+    -- A raw subscriber counting payload bytes per topic and frame type.
+    local wire = { by_type = {} }
+    local sniffer = assert(sts.connect(broker:options()))
+    assert(sniffer:subscribe("hs/#", function(_, payload)
+      local t = payload:byte(2)
+      local w = wire.by_type[t] or { frames = 0, bytes = 0 }
+      w.frames, w.bytes = w.frames + 1, w.bytes + #payload
+      wire.by_type[t] = w
+    end, { qos = 0 }))
 
-  print(string.format("\n2. Throughput, QoS 0, %d messages, sender and receiver in separate processes (median of %d)",
-    opts.count, opts["repeat"]))
-  -- CPU seconds (user + system) of each process, from /usr/bin/time when
-  -- installed: a measure of the work per message that does not depend on
-  -- how the three busy processes (sender, broker, receiver) share the cores.
-  local timed = io.open("/usr/bin/time") and "/usr/bin/time -f 'cpu %U %S' " or ""
-  if timed == "" then print("(no /usr/bin/time: CPU per message not measured)") end
-  local function cpu_of(out)
-    local u, sys = out:match("cpu ([%d.]+) ([%d.]+)")
-    return u and (tonumber(u) + tonumber(sys)) or 0 / 0
-  end
-  local function run(recv_cmd, send_cmd)
-    local receiver = test.spawn(timed .. recv_cmd)
-    assert(receiver:wait_for("ready"), receiver:output())
-    local sender = test.spawn(timed .. send_cmd)
-    receiver:wait(180)
-    sender:wait(30)
-    sender:kill()
-    local out = receiver:output()
-    return { rate = tonumber(out:match("(%d+) msg/s")) or 0, received = tonumber(out:match("received (%d+)")) or 0,
-             send_cpu = cpu_of(sender:output()), recv_cpu = cpu_of(out) }
-  end
-  local function summary(label, size, runs)
-    local rates, received, send_cpu, recv_cpu = {}, {}, {}, {}
-    for k, r in ipairs(runs) do
-      rates[k], received[k], send_cpu[k], recv_cpu[k] = r.rate, r.received, r.send_cpu, r.recv_cpu
+    print(string.format("\n1. Handshakes (%d per pattern, one at a time, each on its own topics; listener responder)", opts.handshakes))
+    print(string.format("%-4s %10s %10s %14s %14s %12s %12s", "", "median ms", "p90 ms", "init CPU ms", "resp CPU ms", "wire bytes", "(+ confirm)"))
+    for _, pattern in ipairs({ "XX", "IK", "NN" }) do
+      wire.by_type = {}
+      local listener = test.spawn(role("listen", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
+      assert(listener:wait_for("ready"), listener:output())
+      local initiator = test.spawn(role("initiate", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
+      assert(initiator:wait(120), "initiator did not finish")
+      assert(listener:wait(10), "listener did not finish: " .. listener:output())
+      local i_out, l_out = initiator:output(), listener:output()
+      assert(field(i_out, "handshakes") == opts.handshakes, i_out)
+      sts.sleep(0.2)
+      local hs_bytes = 0
+      for t = 1, 3 do hs_bytes = hs_bytes + (wire.by_type[t] and wire.by_type[t].bytes or 0) end
+      local enc = wire.by_type[5] or { bytes = 0, frames = 0 }
+      print(string.format("%-4s %10.2f %10.2f %14.3f %14.3f %12.1f %12.1f", pattern,
+        1000 * field(i_out, "latency_median"), 1000 * field(i_out, "latency_p90"),
+        1000 * field(i_out, "cpu_median"), 1000 * field(l_out, "cpu") / opts.handshakes,
+        hs_bytes / opts.handshakes, enc.bytes / opts.handshakes))
+      initiator:kill()
+      listener:kill()
     end
-    print(string.format("%5d B  %-10s %8.0f msg/s (runs: %s; received: %s); CPU per message: sender %.2f us, receiver %.2f us",
-      size, label, median(rates), table.concat(rates, " "), table.concat(received, " "),
-      1e6 * median(send_cpu) / opts.count, 1e6 * median(recv_cpu) / opts.count))
-    return median(rates)
-  end
-  for _, size in ipairs({ 64, 1024 }) do
-    local plain, session = {}, {}
-    local args = string.format("--count %d --size %d", opts.count, size)
-    local pubsub = function(r)
-      return string.format("%s bench/pubsub.lua --role %s -p %d --qos 0 %s", test.quote(test.sts_lua()), r, broker.port, args)
-    end
-    local suite = opts.suite and " --suite " .. opts.suite or ""
-    for k = 1, opts["repeat"] do
-      plain[k] = run(pubsub("recv"), pubsub("send"))
-      session[k] = run(role("enc-recv", args .. " --pattern IK"), role("enc-send", args .. " --pattern IK" .. suite))
-    end
-    local p = summary("plain MQTT", size, plain)
-    local s = summary("session", size, session)
-    print(string.format("%5d B  session: %.1f%% of plain", size, p > 0 and 100 * s / p or 0))
+    sniffer:disconnect()
   end
 
-  print("\n3. Bytes on the wire (a raw subscriber on the session's topics)")
-  do
+  if wanted(2) then throughput(test, broker, role) end
+
+  if wanted(3) then
+    print("\n3. Bytes on the wire (a raw subscriber on the session's topics)")
     local a, b = assert(sts.connect(broker:options())), assert(sts.connect(broker:options()))
     local bytes = { frames = 0, payload = 0 }
     local counter = assert(sts.connect(broker:options()))
@@ -314,8 +320,8 @@ local function compare()
     for _, c in ipairs({ a, b, counter }) do c:disconnect() end
   end
 
-  print(string.format("\n4. Memory: a listener holding %d established sessions (IK, %d handshakes at a time)", opts.sessions, 50))
-  do
+  if wanted(4) then
+    print(string.format("\n4. Memory: a listener holding %d established sessions (IK, %d handshakes at a time)", opts.sessions, 50))
     local listener = test.spawn(role("listen", string.format("--count %d --pattern IK", opts.sessions)))
     assert(listener:wait_for("ready"), listener:output())
     local initiator = test.spawn(role("initiate", string.format("--count %d --pattern IK --parallel 50", opts.sessions)))
@@ -332,7 +338,6 @@ local function compare()
     print(initiator:output():match("initiator:[^\n]*"))
   end
 
-  sniffer:disconnect()
   broker:stop()
   test.cleanup()
 end
