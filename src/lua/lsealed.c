@@ -14,7 +14,7 @@
  * with a user value table holding its client and handler. Both state files
  * are encoded and checked by src/proto/sealed_state.h (a magic, a version,
  * a body and a SHA-256 checksum); a file it refuses is left as it is. */
-#include "lua/internal.h"
+#include "lua/session.h"
 #include "crypto/keyfile.h"
 #include "crypto/x25519.h"
 #include "mqtt/client.h"
@@ -78,17 +78,6 @@ static enum sts_sealed_pattern parse_pattern(lua_State *L, const char *name)
 static const char *pattern_name(uint8_t pattern)
 {
     return pattern == STS_SEALED_K ? "K" : pattern == STS_SEALED_X ? "X" : "N";
-}
-
-static enum sts_suite parse_suite(lua_State *L, const char *name)
-{
-    static const char *const names[] = {
-        "25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256", "25519_ChaChaPoly_SHA512", "25519_AESGCM_SHA512", NULL,
-    };
-    for (int i = 0; names[i]; i++)
-        if (strcmp(name, names[i]) == 0) return (enum sts_suite)(i + 1);
-    return luaL_error(L, "option 'suite' must be one of 25519_ChaChaPoly_SHA256, 25519_AESGCM_SHA256, "
-                         "25519_ChaChaPoly_SHA512, 25519_AESGCM_SHA512");
 }
 
 static int opt_qos(lua_State *L, int idx)
@@ -218,7 +207,7 @@ static struct lsealer *new_sealer(lua_State *L, int idx)
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, SEALER_MT);
     s->pattern = parse_pattern(L, pattern);
-    s->suite = parse_suite(L, suite);
+    s->suite = stsl_parse_suite(L, suite);
     if (!(s->state = strdup(state))) luaL_error(L, "out of memory");
     if (!load_sealer_keys(L, idx, s)) return NULL;
     int rc;

@@ -46,7 +46,7 @@ static enum sts_pattern parse_pattern(lua_State *L, const char *name)
     return luaL_error(L, "option 'pattern' must be \"XX\", \"IK\" or \"NN\", got \"%s\"", name);
 }
 
-static enum sts_suite parse_suite(lua_State *L, const char *name)
+enum sts_suite stsl_parse_suite(lua_State *L, const char *name)
 {
     static const char *const names[] = {
         "25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256", "25519_ChaChaPoly_SHA512", "25519_AESGCM_SHA512", NULL,
@@ -110,7 +110,7 @@ int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder)
     read_rekey(L, idx, &p->cfg);
 
     enum sts_pattern chosen = pattern ? parse_pattern(L, pattern) : 0;
-    if (suite) p->cfg.suite = parse_suite(L, suite);
+    if (suite) p->cfg.suite = stsl_parse_suite(L, suite);
     if (responder) p->cfg.allowed_patterns = chosen ? STS_ALLOW(chosen) : 0;
     else p->cfg.pattern = chosen;
     if (!read_keys(L, idx, p, chosen)) {

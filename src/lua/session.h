@@ -73,6 +73,8 @@ extern const char *const stsl_session_options[];
 int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder);
 const char *stsl_required_topic(lua_State *L, int idx, const char *key);
 enum sts_role stsl_parse_role(lua_State *L, const char *role);
+/* A cipher suite's name ("25519_ChaChaPoly_SHA256"...); an unknown one is an error. */
+enum sts_suite stsl_parse_suite(lua_State *L, const char *name);
 void stsl_open_trust(lua_State *L);
 
 /* --- sessions (lsession.c) --- */
