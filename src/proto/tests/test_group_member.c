@@ -51,31 +51,44 @@ static void op_event(void *ud, enum sts_gks_event ev, void *peer, const char *gr
 
 static const struct sts_gks_ops ops = { op_send, op_end, NULL, op_event };
 
-static void start(enum sts_group_method method, int sign, const char *perms)
+static void new_server(enum sts_group_method method, int sign)
 {
     struct sts_gks_config cfg;
-    char acl_text[4096] = "", err[256];
     sts_gks_config_defaults(&cfg);
     cfg.defaults.method = method;
     cfg.defaults.sign = sign;
     cfg.defaults.slot_seconds = 10;
     cfg.defaults.skew = 5;
     ks = sts_gks_new(&cfg, &ops, NULL);
-    for (int i = 0; i < NPEERS; i++) {
-        uint8_t priv[STS_X25519_LEN];
-        char hex[2 * STS_X25519_LEN + 1], line[256];
-        memset(priv, i + 1, sizeof priv);
-        sts_x25519_public(peers[i].pub, priv);
+}
+
+/* The key server's ACL: the first n peers, each "rw" or, where perms says
+ * 'r', read-only. */
+static void give_acl(size_t n, const char *perms)
+{
+    char acl_text[4096] = "", err[256], hex[2 * STS_X25519_LEN + 1], line[256];
+    for (size_t i = 0; i < n; i++) {
         sts_hex_encode(hex, peers[i].pub, sizeof peers[i].pub);
         snprintf(line, sizeof line, "%s %s g %s\n", hex, names[i], perms && perms[i] == 'r' ? "r" : "rw");
         strcat(acl_text, line);
-        peers[i].ended = 0;
-        CHECK(sts_gmember_init(&peers[i].m, "g", names[i], 0) == 0);
     }
     struct sts_acl acl;
     CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
     sts_gks_set_acl(ks, &acl, now);
     sts_acl_free(&acl);
+}
+
+static void start(enum sts_group_method method, int sign, const char *perms)
+{
+    new_server(method, sign);
+    for (int i = 0; i < NPEERS; i++) {
+        uint8_t priv[STS_X25519_LEN];
+        memset(priv, i + 1, sizeof priv);
+        sts_x25519_public(peers[i].pub, priv);
+        peers[i].ended = 0;
+        CHECK(sts_gmember_init(&peers[i].m, "g", names[i], 0) == 0);
+    }
+    give_acl(NPEERS, perms);
 }
 
 static void stop(void)
@@ -211,18 +224,7 @@ static void test_read_only_and_revocation(void)
     CHECK(sts_gmember_seal(&peers[1].m, topic, (const uint8_t *)"x", 1, now, f, sizeof f, &len) == STS_ERR_STATE);
     uint32_t e = peers[0].m.epoch;
     /* carol leaves the ACL: removed, her session ended, the group rekeyed */
-    char acl_text[1024], hex[65], err[256];
-    snprintf(acl_text, sizeof acl_text, "%s", "");
-    for (int i = 0; i < 2; i++) {
-        char line[200];
-        sts_hex_encode(hex, peers[i].pub, 32);
-        snprintf(line, sizeof line, "%s %s g %s\n", hex, names[i], i == 1 ? "r" : "rw");
-        strcat(acl_text, line);
-    }
-    struct sts_acl acl;
-    CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
-    sts_gks_set_acl(ks, &acl, now);
-    sts_acl_free(&acl);
+    give_acl(2, "wr");
     CHECK(peers[2].m.state == STS_GMEMBER_REMOVED && peers[2].ended);
     CHECK(peers[0].m.epoch == e + 1 && peers[1].m.epoch == e + 1);
     len = seal(0, "without carol", f);
@@ -262,7 +264,7 @@ static void test_slotted_group(void)
 static void test_slotted_revocation(void)
 {
     uint8_t f[512];
-    char text[512], acl_text[1024] = "", hex[65], line[200], err[256];
+    char text[512];
     start(STS_GROUP_SLOTTED, 0, NULL);
     for (int i = 0; i < 3; i++) join(i);
     size_t len = seal(0, "before the revocation", f); /* alice derives the current slot's leaf */
@@ -270,15 +272,7 @@ static void test_slotted_revocation(void)
     struct sts_gmember old = peers[2].m; /* what carol holds, kept by a carol that will not forget */
     old.roster = NULL;
     sts_group_keyring_init(&old.keys);
-    for (int i = 0; i < 2; i++) {
-        sts_hex_encode(hex, peers[i].pub, 32);
-        snprintf(line, sizeof line, "%s %s g rw\n", hex, names[i]);
-        strcat(acl_text, line);
-    }
-    struct sts_acl acl;
-    CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
-    sts_gks_set_acl(ks, &acl, now);
-    sts_acl_free(&acl);
+    give_acl(2, NULL);
     len = seal(0, "after the revocation", f);
     CHECK(open_as(1, f, len, text, NULL) == STS_REASON_NONE);
     /* carol's old cover (with bob's roster entry) opens nothing sealed now */
@@ -306,20 +300,8 @@ static void test_restart_without_state(void)
     CHECK(old_epoch >= 3);
     size_t blen = seal(0, "before", before);
     sts_gks_free(ks);
-    struct sts_gks_config cfg;
-    char err[256], acl_text[1024] = "", hex[65], line[200];
-    sts_gks_config_defaults(&cfg);
-    cfg.defaults.method = STS_GROUP_UPDATE;
-    ks = sts_gks_new(&cfg, &ops, NULL);
-    for (int i = 0; i < 3; i++) {
-        sts_hex_encode(hex, peers[i].pub, 32);
-        snprintf(line, sizeof line, "%s %s g rw\n", hex, names[i]);
-        strcat(acl_text, line);
-    }
-    struct sts_acl acl;
-    CHECK(sts_acl_parse(&acl, acl_text, strlen(acl_text), "acl", err, sizeof err) == 0);
-    sts_gks_set_acl(ks, &acl, now);
-    sts_acl_free(&acl);
+    new_server(STS_GROUP_UPDATE, 0);
+    give_acl(3, NULL);
     join(2); /* carol first: she gets alice's old index, 1 */
     CHECK(peers[2].m.index == peers[0].m.index);
     CHECK(peers[2].m.epoch < old_epoch); /* a lower epoch, and it is hers now */
