@@ -121,6 +121,11 @@ function common.throughput_round(test, broker_pid, recv_cmd, send_cmd, ready)
            broker = common.cpu_seconds(broker_pid) - broker0 }
 end
 
+--- The CPU in µs per received message of a round's three processes together.
+function common.round_cpu(r)
+  return 1e6 * (r.sender + r.broker + r.receiver) / math.max(r.received, 1)
+end
+
 --- The medians of rounds from common.throughput_round: msg/s, the fewest
 -- received, and the CPU per received message in µs of each process and of
 -- the three together (the median of the rounds' sums).
@@ -138,7 +143,7 @@ function common.throughput_summary(rounds)
     sender = med(function(r) return us(r, r.sender) end),
     broker = med(function(r) return us(r, r.broker) end),
     receiver = med(function(r) return us(r, r.receiver) end),
-    total = med(function(r) return us(r, r.sender + r.broker + r.receiver) end),
+    total = med(common.round_cpu),
   }
 end
 

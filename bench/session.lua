@@ -189,10 +189,10 @@ local function throughput(test, broker, role)
   print(string.format("\n2. Throughput, QoS 0, %d messages a round, sender and receiver in separate processes; "
     .. "median of %d rounds, alternating plain and %s; AEAD backend %s (%s)", opts.count, opts.runs,
     table.concat(suites, ", "), backend, build))
-  print("CPU per received message, µs; ratio: plain's CPU per message over the session's, and the session's msg/s "
-    .. "over plain's")
-  print(string.format("%7s %-24s %9s %8s %8s %8s %8s %9s %11s %9s", "size", "", "msg/s", "sender", "broker",
-    "receiver", "total", "ratio CPU", "ratio msg/s", "received"))
+  print("CPU per received message, µs; ratio: plain's CPU per message over the session's (medians), and the "
+    .. "session's msg/s over plain's")
+  print(string.format("%7s %-24s %9s %8s %8s %8s %8s %9s %11s %9s %s", "size", "", "msg/s", "sender", "broker",
+    "receiver", "total", "ratio CPU", "ratio msg/s", "received", "CPU ratio of each round pair, min-max"))
   local pid = broker.process.pid
   for _, size in ipairs(common.list(opts.size)) do
     local args = string.format("--count %d --size %d", opts.count, size)
@@ -210,13 +210,19 @@ local function throughput(test, broker, role)
       end
     end
     local plain = common.throughput_summary(rounds.plain)
-    local function row(label, r, ratios)
-      print(string.format("%5d B %-24s %9.0f %8.2f %8.2f %8.2f %8.2f %9s %11s %9d", size, label, r.rate, r.sender,
-        r.broker, r.receiver, r.total, ratios and string.format("%.3f", plain.total / r.total) or "",
-        ratios and string.format("%.3f", r.rate / plain.rate) or "", r.fewest))
+    local function row(label, r, ratio, spread)
+      print(string.format("%5d B %-24s %9.0f %8.2f %8.2f %8.2f %8.2f %9s %11s %9d %s", size, label, r.rate, r.sender,
+        r.broker, r.receiver, r.total, ratio and string.format("%.3f", plain.total / r.total) or "",
+        ratio and string.format("%.3f", r.rate / plain.rate) or "", r.fewest, spread or ""))
     end
     row("plain MQTT", plain)
-    for _, suite in ipairs(suites) do row(suite, common.throughput_summary(rounds[suite]), true) end
+    for _, suite in ipairs(suites) do
+      -- The ratios of the rounds run one after the other, as a spread.
+      local pairs_ratio = {}
+      for k, r in ipairs(rounds[suite]) do pairs_ratio[k] = common.round_cpu(rounds.plain[k]) / common.round_cpu(r) end
+      row(suite, common.throughput_summary(rounds[suite]), true,
+        string.format("%.3f-%.3f", common.percentile(pairs_ratio, 0), common.percentile(pairs_ratio, 1)))
+    end
   end
 end
 
