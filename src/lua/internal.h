@@ -111,5 +111,10 @@ int stsl_fail(lua_State *L, const char *fmt, ...);
  * table of `methods`. If meta has an __index function, it serves what is not
  * a method: property(self, key). */
 void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+/* A method's self (argument 1), checked as luaL_checkudata(L, 1, name) but
+ * against the metatable stsl_new_class gives each method as its upvalue: a
+ * pointer compare, not a registry lookup by name. Methods only (not
+ * metamethods, which have no upvalue and take the slower check). */
+void *stsl_check_self(lua_State *L, const char *name);
 
 #endif

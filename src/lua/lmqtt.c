@@ -34,11 +34,15 @@ struct lclient {
     struct handler *handlers;
 };
 
-static struct lclient *check_client(lua_State *L, int idx)
+static struct lclient *open_client(lua_State *L, struct lclient *c)
 {
-    struct lclient *c = luaL_checkudata(L, idx, CLIENT_MT);
     if (!c->m) luaL_error(L, "the client is closed");
     return c;
+}
+
+static struct lclient *check_client(lua_State *L, int idx)
+{
+    return open_client(L, luaL_checkudata(L, idx, CLIENT_MT));
 }
 
 struct lclient *stsl_check_client(lua_State *L, int idx)
@@ -548,7 +552,7 @@ static int client_publish(lua_State *L)
     static const char *const v5_only[] = {
         "content_type", "response_topic", "correlation_data", "message_expiry", "user_properties", NULL,
     };
-    struct lclient *c = check_client(L, 1);
+    struct lclient *c = open_client(L, stsl_check_self(L, CLIENT_MT));
     const char *topic = luaL_checkstring(L, 2);
     size_t len;
     const char *payload = luaL_checklstring(L, 3, &len);

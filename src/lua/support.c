@@ -14,7 +14,9 @@ int stsl_fail(lua_State *L, const char *fmt, ...)
     return 2;
 }
 
-/* __index of a class with properties: a method, else property(self, key). */
+/* __index of a class with properties: a method, else property(self, key).
+ * Lua gives a function __index the object itself, which a property needs and
+ * a table __index never gets; so the methods are looked up here, first. */
 static int index_method_or_property(lua_State *L)
 {
     lua_settop(L, 2);
@@ -33,7 +35,8 @@ void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const 
     luaL_setfuncs(L, meta, 0);
     int properties = lua_getfield(L, -1, "__index") == LUA_TFUNCTION;
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, methods, 1); /* each method's upvalue: the metatable, for stsl_check_self */
     if (properties) {
         lua_insert(L, -2);
         lua_pushcclosure(L, index_method_or_property, 2);
@@ -42,6 +45,17 @@ void stsl_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const 
     }
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+}
+
+void *stsl_check_self(lua_State *L, const char *name)
+{
+    void *p = lua_touserdata(L, 1);
+    if (p && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same) return p;
+    }
+    return luaL_checkudata(L, 1, name); /* not one: its usual error */
 }
 
 void stsl_anchor_init(struct stsl_anchor *a)
