@@ -1,10 +1,11 @@
 /* Native STS sessions for scripts: sts.handshake and the session object, over
  * the pure session engine (src/proto/session.h) and an MQTT client.
  *
- * A session is a userdata with one user value, a table holding the client it
- * publishes through, its trust list, its handlers ("message", "close",
- * "established"), the pending handshake future, the peer's fingerprint and
- * the listener that made it. While open it is anchored: a script need not
+ * A session is a userdata with three user values: a table holding the client
+ * it publishes through, its trust list, its "close" and "established"
+ * handlers, the pending handshake future, the peer's fingerprint and the
+ * listener that made it; then, apart because they are needed per message,
+ * the message handler and the info table every message is handed with. While open it is anchored: a script need not
  * keep a reference for it to keep running. Frames reach the engine straight
  * from the MQTT layer's registry (a subscriber in C); what the engine emits
  * is published on the session's outgoing topic; a loop timer calls the
@@ -22,6 +23,9 @@
 
 #define MAX_KEPT 1000 /* messages kept until a message handler is set */
 
+/* The session userdata's user values. */
+enum { UV_TABLE = 1, UV_ON_MESSAGE, UV_INFO, UV_COUNT = UV_INFO };
+
 static struct sts_loop *loop(void)
 {
     return sts_loop_default();
@@ -37,29 +41,32 @@ static int is_open(const struct lsession *ls)
     return ls->s && !ls->closing && ls->anchor.ref != LUA_NOREF;
 }
 
-/* Pushes the script's handler for `event`; returns 0 (nothing pushed) if
- * there is none or no script code may run. */
+/* Pushes the script's "close" or "established" handler; returns 0 (nothing
+ * pushed) if there is none or no script code may run. */
 static int push_handler(lua_State *L, int idx, const struct lsession *ls, const char *event)
 {
     if (ls->quiet) return 0;
-    stsl_get_uv(L, idx, "on");
-    int t = lua_getfield(L, -1, event);
-    lua_remove(L, -2);
-    if (t == LUA_TFUNCTION) return 1;
+    if (stsl_get_uv(L, idx, event) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
     return 0;
 }
 
 /* --- the session's links to the loop and the client --------------------------- */
 
-static void rearm(struct lsession *ls)
+/* Sets the timer to the engine's next deadline after a call made at `now`.
+ * A frame seldom moves the deadline: the timer is left alone then, as moving
+ * it in the loop's heap is most of the cost. */
+static void rearm(struct lsession *ls, double now)
 {
     if (!ls->s) return;
-    double now = sts_now();
     double next = sts_session_tick(ls->s, now);
     if (ls->listener && !ls->established && ls->give_up < next) next = ls->give_up;
-    if (isfinite(next)) sts_timer_start(loop(), &ls->timer, next - now, 0);
-    else sts_timer_stop(loop(), &ls->timer);
+    if (!isfinite(next)) {
+        sts_timer_stop(loop(), &ls->timer);
+    } else if (next != ls->deadline || !sts_timer_active(&ls->timer)) {
+        ls->deadline = next;
+        sts_timer_start(loop(), &ls->timer, next - now, 0);
+    }
 }
 
 static void emit_frame(void *ctx, const uint8_t *frame, size_t len)
@@ -107,21 +114,34 @@ static void keep_message(struct lsession *ls, const uint8_t *data, size_t len)
                  rc == STS_ERR_TOO_BIG ? "backlog full" : sts_strerror(rc));
 }
 
+/* The info table: one per session, made with its first message and handed
+ * with every message (docs/API.md: the handler must not keep it). */
+static void push_info(lua_State *L, int session, const struct lsession *ls)
+{
+    if (lua_getiuservalue(L, session, UV_INFO) == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, ls->topic_in);
+    lua_setfield(L, -2, "topic");
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, session, UV_INFO);
+}
+
 static void deliver_message(lua_State *L, int session, struct lsession *ls, const uint8_t *data, size_t len)
 {
     if (ls->tap.message) {
         ls->tap.message(ls->tap.ud, ls, data, len);
         return;
     }
-    if (!push_handler(L, session, ls, "message")) {
+    if (ls->quiet) return;
+    if (lua_getiuservalue(L, session, UV_ON_MESSAGE) != LUA_TFUNCTION) {
         /* No handler yet (the peer spoke first, before the script set one). */
-        if (!ls->quiet) keep_message(ls, data, len);
+        lua_pop(L, 1);
+        keep_message(ls, data, len);
         return;
     }
     lua_pushlstring(L, (const char *)data, len);
-    lua_createtable(L, 0, 1);
-    lua_pushstring(L, ls->topic_in);
-    lua_setfield(L, -2, "topic");
+    push_info(L, session, ls);
     stsl_pcall(L, 2, 0, "session message handler");
 }
 
@@ -201,22 +221,24 @@ static void on_timer(struct sts_timer *t, void *ud)
 {
     struct lsession *ls = ud;
     lua_State *L = stsl_main();
+    double now = sts_now();
     (void)t;
-    if (ls->listener && !ls->established && sts_now() >= ls->give_up) {
+    if (ls->listener && !ls->established && now >= ls->give_up) {
         if (stsl_anchor_push(L, &ls->anchor)) {
             stsl_session_close(L, lua_gettop(L), ls, "dropped");
             lua_pop(L, 1);
         }
         return;
     }
-    rearm(ls);
+    rearm(ls, now);
 }
 
 void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg)
 {
     if (!is_open(ls)) return;
-    sts_session_receive(ls->s, sts_now(), msg->payload, msg->len);
-    rearm(ls);
+    double now = sts_now();
+    sts_session_receive(ls->s, now, msg->payload, msg->len);
+    rearm(ls, now);
 }
 
 /* The subscriber of a session of its own. */
@@ -250,7 +272,7 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
 {
     client = lua_absindex(L, client);
     trust = lua_absindex(L, trust);
-    struct lsession *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+    struct lsession *ls = lua_newuserdatauv(L, sizeof *ls, UV_COUNT);
     memset(ls, 0, sizeof *ls);
     stsl_anchor_init(&ls->anchor);
     ls->qos = p->qos;
@@ -261,14 +283,12 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
     sts_timer_init(&ls->replay, replay_kept, ls);
     sts_backlog_init(&ls->kept, MAX_KEPT, NULL);
     luaL_setmetatable(L, SESSION_MT);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 4);
     lua_pushvalue(L, client);
     lua_setfield(L, -2, "client");
     lua_pushvalue(L, trust);
     lua_setfield(L, -2, "trust");
-    lua_newtable(L);
-    lua_setfield(L, -2, "on");
-    lua_setiuservalue(L, -2, 1);
+    lua_setiuservalue(L, -2, UV_TABLE);
 
     ls->topic_in = strdup(topic_in);
     ls->topic_out = strdup(topic_out);
@@ -393,8 +413,9 @@ static int l_handshake(lua_State *L)
     stsl_future_new(L); /* 5 */
     lua_pushvalue(L, 5);
     stsl_set_uv(L, 4, "pending");
-    if (role == STS_ROLE_INITIATOR) sts_session_start(ls->s, sts_now());
-    rearm(ls);
+    double now = sts_now();
+    if (role == STS_ROLE_INITIATOR) sts_session_start(ls->s, now);
+    rearm(ls, now);
     /* A responder waits for its initiator as long as `wait` says (default:
      * for ever); the engine bounds the handshake itself once it starts. */
     sts_timer_init(&ls->wait, wait_expired, ls);
@@ -411,8 +432,9 @@ int stsl_session_write(struct lsession *ls, const uint8_t *data, size_t len)
      * client:publish does, rather than spend a counter on it. */
     struct sts_mqtt *m = stsl_client_mqtt(ls->client);
     if (!m || (ls->qos == 0 && sts_mqtt_state(m) != STS_MQTT_CONNECTED)) return STS_ERR_IO;
-    int rc = sts_session_send(ls->s, sts_now(), data, len);
-    rearm(ls);
+    double now = sts_now();
+    int rc = sts_session_send(ls->s, now, data, len);
+    rearm(ls, now);
     return rc;
 }
 
@@ -424,7 +446,7 @@ void stsl_session_tap(struct lsession *ls, const struct stsl_session_tap *tap)
 
 static int session_send(lua_State *L)
 {
-    struct lsession *ls = stsl_check_session(L, 1);
+    struct lsession *ls = stsl_check_self(L, SESSION_MT);
     size_t len;
     const char *payload = luaL_checklstring(L, 2, &len);
     if (!is_open(ls)) return stsl_fail(L, "the session is closed");
@@ -442,12 +464,12 @@ static int session_on(lua_State *L)
     struct lsession *ls = stsl_check_session(L, 1);
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    int set = !lua_isnil(L, 3);
     lua_settop(L, 3);
-    stsl_get_uv(L, 1, "on");
-    lua_pushvalue(L, 3);
-    lua_setfield(L, -2, events[e]);
+    if (e == 0) lua_setiuservalue(L, 1, UV_ON_MESSAGE);
+    else stsl_set_uv(L, 1, events[e]);
     /* Kept messages go to a new message handler from the loop, like any other. */
-    if (e == 0 && !lua_isnil(L, 3) && ls->kept.head) sts_timer_start(loop(), &ls->replay, 0, 0);
+    if (e == 0 && set && ls->kept.head) sts_timer_start(loop(), &ls->replay, 0, 0);
     lua_settop(L, 1);
     return 1;
 }
@@ -469,8 +491,9 @@ static int session_rehandshake(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
     if (!is_open(ls)) return stsl_fail(L, "the session is closed");
-    int rc = sts_session_start(ls->s, sts_now());
-    rearm(ls);
+    double now = sts_now();
+    int rc = sts_session_start(ls->s, now);
+    rearm(ls, now);
     if (rc != 0) return stsl_fail(L, "rehandshake: %s", rc == STS_ERR_STATE ? "only an idle or established initiator can" : sts_strerror(rc));
     lua_pushboolean(L, 1);
     return 1;

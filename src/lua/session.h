@@ -52,7 +52,8 @@ struct lsession {
     struct sts_mqtt_sub *sub;   /* where its frames come from */
     char *topic_in, *topic_out;
     int qos;
-    struct sts_timer timer;     /* the engine's next deadline */
+    struct sts_timer timer;     /* the engine's next deadline, */
+    double deadline;            /* which it was last armed for */
     struct sts_timer wait;      /* a responder's sts.handshake gives up */
     struct sts_timer replay;    /* hands kept messages to a new message handler */
     struct sts_backlog kept;    /* messages that came before a message handler */
