@@ -71,10 +71,7 @@ static void add_session(lua_State *L, struct llistener *li, const char *topic)
         ls->listener = li;
         ls->give_up = sts_now() + 2 * li->policy.cfg.handshake_timeout;
         lua_pushvalue(L, listener);
-        lua_getiuservalue(L, -2, 1);
-        lua_insert(L, -2);
-        lua_setfield(L, -2, "listener");
-        lua_pop(L, 1);
+        lua_setiuservalue(L, -2, UV_LISTENER);
         stsl_get_uv(L, listener, "sessions");
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, topic);
@@ -97,8 +94,7 @@ static void on_frame(void *ud, const struct sts_mqtt_message *msg)
 
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls)
 {
-    (void)ls;
-    stsl_get_uv(L, session, "listener");
+    lua_getiuservalue(L, session, UV_LISTENER);
     int listener = lua_gettop(L);
     if (stsl_get_uv(L, listener, "on_session") == LUA_TFUNCTION && !ls->quiet) {
         lua_pushvalue(L, session);
@@ -118,7 +114,7 @@ void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
     sts_registry_remove(ls->sub);
     sts_registry_collect(&li->sessions, f);
     li->nsessions--;
-    stsl_get_uv(L, session, "listener");
+    lua_getiuservalue(L, session, UV_LISTENER);
     stsl_get_uv(L, -1, "sessions");
     lua_pushnil(L);
     lua_setfield(L, -2, ls->topic_in);

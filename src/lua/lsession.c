@@ -1,11 +1,12 @@
 /* Native STS sessions for scripts: sts.handshake and the session object, over
  * the pure session engine (src/proto/session.h) and an MQTT client.
  *
- * A session is a userdata with three user values: a table holding the client
- * it publishes through, its trust list, its "close" and "established"
- * handlers, the pending handshake future, the peer's fingerprint and the
- * listener that made it; then, apart because they are needed per message,
- * the message handler and the info table every message is handed with. While open it is anchored: a script need not
+ * A session is a userdata whose user values (enum stsl_session_uv) hold the
+ * client it publishes through, its trust list, the pending handshake future,
+ * the listener that made it, its handlers and the info table every message
+ * is handed with: each a slot of its own rather than a field of a table, as
+ * a table would cost a listener of 10,000 sessions 10,000 tables, and a
+ * lookup by name per message. While open it is anchored: a script need not
  * keep a reference for it to keep running. Frames reach the engine straight
  * from the MQTT layer's registry (a subscriber in C); what the engine emits
  * is published on the session's outgoing topic; a loop timer calls the
@@ -23,9 +24,6 @@
 
 #define MAX_KEPT 1000 /* messages kept until a message handler is set */
 
-/* The session userdata's user values. */
-enum { UV_TABLE = 1, UV_ON_MESSAGE, UV_INFO, UV_COUNT = UV_INFO };
-
 static struct sts_loop *loop(void)
 {
     return sts_loop_default();
@@ -41,14 +39,32 @@ static int is_open(const struct lsession *ls)
     return ls->s && !ls->closing && ls->anchor.ref != LUA_NOREF;
 }
 
-/* Pushes the script's "close" or "established" handler; returns 0 (nothing
- * pushed) if there is none or no script code may run. */
-static int push_handler(lua_State *L, int idx, const struct lsession *ls, const char *event)
+/* The session's second timer, which serves one purpose at a time: a
+ * responder's wait for its initiator until established, then handing kept
+ * messages to a new message handler. */
+static void start_later(struct lsession *ls, sts_timer_fn fn, double delay)
+{
+    sts_timer_stop(loop(), &ls->later);
+    sts_timer_init(&ls->later, fn, ls);
+    sts_timer_start(loop(), &ls->later, delay, 0);
+}
+
+/* Pushes the script's handler (UV_ON_*); returns 0 (nothing pushed) if
+ * there is none or no script code may run. */
+static int push_handler(lua_State *L, int idx, const struct lsession *ls, enum stsl_session_uv handler)
 {
     if (ls->quiet) return 0;
-    if (stsl_get_uv(L, idx, event) == LUA_TFUNCTION) return 1;
+    if (lua_getiuservalue(L, idx, handler) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
     return 0;
+}
+
+/* The peer's fingerprint, or nil (NN, or not established yet). */
+static void push_peer(lua_State *L, const struct lsession *ls)
+{
+    char fp[STS_FINGERPRINT_LEN + 1];
+    if (ls->has_peer_key && sts_key_fingerprint(fp, ls->peer_key) == 0) lua_pushstring(L, fp);
+    else lua_pushnil(L);
 }
 
 /* --- the session's links to the loop and the client --------------------------- */
@@ -91,12 +107,13 @@ static int trust_check(void *ctx, const uint8_t pub[STS_X25519_LEN])
 /* The pending sts.handshake gets its answer: the session, or nil and why. */
 static void settle(lua_State *L, int session, int ok, const char *reason)
 {
-    if (stsl_get_uv(L, session, "pending") == LUA_TNIL) {
+    session = lua_absindex(L, session);
+    if (lua_getiuservalue(L, session, UV_PENDING) == LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
     lua_pushnil(L);
-    stsl_set_uv(L, session, "pending");
+    lua_setiuservalue(L, session, UV_PENDING);
     if (ok) lua_pushvalue(L, session);
     else lua_pushnil(L);
     lua_pushstring(L, reason);
@@ -134,9 +151,8 @@ static void deliver_message(lua_State *L, int session, struct lsession *ls, cons
         return;
     }
     if (ls->quiet) return;
-    if (lua_getiuservalue(L, session, UV_ON_MESSAGE) != LUA_TFUNCTION) {
+    if (!push_handler(L, session, ls, UV_ON_MESSAGE)) {
         /* No handler yet (the peer spoke first, before the script set one). */
-        lua_pop(L, 1);
         keep_message(ls, data, len);
         return;
     }
@@ -147,21 +163,18 @@ static void deliver_message(lua_State *L, int session, struct lsession *ls, cons
 
 static void on_established(lua_State *L, int session, struct lsession *ls, const uint8_t *peer, size_t len)
 {
-    char fp[STS_FINGERPRINT_LEN + 1];
     ls->has_peer_key = len == STS_X25519_LEN;
     if (ls->has_peer_key) memcpy(ls->peer_key, peer, STS_X25519_LEN);
-    if (len == STS_X25519_LEN && sts_key_fingerprint(fp, peer) == 0) lua_pushstring(L, fp);
-    else lua_pushnil(L);
-    stsl_set_uv(L, session, "peer");
     if (!ls->established) {
         ls->established = 1;
+        sts_timer_stop(loop(), &ls->later); /* the wait is over */
         sts_info("session %s: established%s", ls->topic_in, sts_session_authenticated(ls->s) ? "" : " (unauthenticated)");
         settle(L, session, 1, "established");
         if (ls->listener) stsl_listener_established(L, session, ls);
     } else if (ls->tap.rekeyed) {
         ls->tap.rekeyed(ls->tap.ud, ls);
-    } else if (push_handler(L, session, ls, "established")) {
-        stsl_get_uv(L, session, "peer");
+    } else if (push_handler(L, session, ls, UV_ON_ESTABLISHED)) {
+        push_peer(L, ls);
         stsl_pcall(L, 1, 0, "session established handler");
     }
 }
@@ -187,7 +200,7 @@ static void on_ended(lua_State *L, int session, struct lsession *ls, enum sts_se
         if (!ls->listener) stsl_session_close(L, session, ls, "handshake failed");
     } else if (ls->tap.ended) {
         ls->tap.ended(ls->tap.ud, ls, why, 0);
-    } else if (push_handler(L, session, ls, "close")) {
+    } else if (push_handler(L, session, ls, UV_ON_CLOSE)) {
         lua_pushvalue(L, -2);
         stsl_pcall(L, 1, 0, "session close handler");
     }
@@ -280,15 +293,12 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
     ls->trust = lua_isnil(L, trust) ? NULL : lua_touserdata(L, trust);
     ls->trust_any = p->trust_any;
     sts_timer_init(&ls->timer, on_timer, ls);
-    sts_timer_init(&ls->replay, replay_kept, ls);
     sts_backlog_init(&ls->kept, MAX_KEPT, NULL);
     luaL_setmetatable(L, SESSION_MT);
-    lua_createtable(L, 0, 4);
     lua_pushvalue(L, client);
-    lua_setfield(L, -2, "client");
+    lua_setiuservalue(L, -2, UV_CLIENT);
     lua_pushvalue(L, trust);
-    lua_setfield(L, -2, "trust");
-    lua_setiuservalue(L, -2, UV_TABLE);
+    lua_setiuservalue(L, -2, UV_TRUST);
 
     ls->topic_in = strdup(topic_in);
     ls->topic_out = strdup(topic_out);
@@ -320,8 +330,8 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     if (!is_open(ls)) return; /* already closed, or finalized (lua_close goes in any order) */
     ls->closing = 1;
     idx = lua_absindex(L, idx);
-    sts_timer_stop(loop(), &ls->wait);
-    stsl_get_uv(L, idx, "client");
+    sts_timer_stop(loop(), &ls->later);
+    lua_getiuservalue(L, idx, UV_CLIENT);
     stsl_client_on_close(L, lua_gettop(L), idx, NULL);
     lua_pop(L, 1);
     sts_session_close(ls->s, sts_now(), reason);
@@ -333,7 +343,6 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     }
     ls->sub = NULL;
     sts_timer_stop(loop(), &ls->timer);
-    sts_timer_stop(loop(), &ls->replay);
     stsl_anchor_release(&ls->anchor);
 }
 
@@ -349,7 +358,7 @@ static int session_client_closed(lua_State *L)
         settle(L, 1, 0, "client closed");
     } else if (ls->tap.ended) {
         ls->tap.ended(ls->tap.ud, ls, "client closed", ls->quiet);
-    } else if (push_handler(L, 1, ls, "close")) {
+    } else if (push_handler(L, 1, ls, UV_ON_CLOSE)) {
         lua_pushliteral(L, "client closed");
         stsl_pcall(L, 1, 0, "session close handler");
     }
@@ -412,14 +421,13 @@ static int l_handshake(lua_State *L)
     }
     stsl_future_new(L); /* 5 */
     lua_pushvalue(L, 5);
-    stsl_set_uv(L, 4, "pending");
+    lua_setiuservalue(L, 4, UV_PENDING);
     double now = sts_now();
     if (role == STS_ROLE_INITIATOR) sts_session_start(ls->s, now);
     rearm(ls, now);
     /* A responder waits for its initiator as long as `wait` says (default:
      * for ever); the engine bounds the handshake itself once it starts. */
-    sts_timer_init(&ls->wait, wait_expired, ls);
-    if (role == STS_ROLE_RESPONDER && p.wait >= 0) sts_timer_start(loop(), &ls->wait, p.wait, 0);
+    if (role == STS_ROLE_RESPONDER && p.wait >= 0) start_later(ls, wait_expired, p.wait);
     return stsl_future_await(L, 5, -1);
 }
 
@@ -464,12 +472,12 @@ static int session_on(lua_State *L)
     struct lsession *ls = stsl_check_session(L, 1);
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    static const enum stsl_session_uv handlers[] = { UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED };
     int set = !lua_isnil(L, 3);
     lua_settop(L, 3);
-    if (e == 0) lua_setiuservalue(L, 1, UV_ON_MESSAGE);
-    else stsl_set_uv(L, 1, events[e]);
+    lua_setiuservalue(L, 1, handlers[e]);
     /* Kept messages go to a new message handler from the loop, like any other. */
-    if (e == 0 && set && ls->kept.head) sts_timer_start(loop(), &ls->replay, 0, 0);
+    if (e == 0 && set && ls->kept.head) start_later(ls, replay_kept, 0);
     lua_settop(L, 1);
     return 1;
 }
@@ -540,7 +548,7 @@ static int session_property(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
     const char *key = luaL_checkstring(L, 2);
-    if (strcmp(key, "peer") == 0) return stsl_get_uv(L, 1, "peer"), 1;
+    if (strcmp(key, "peer") == 0) return push_peer(L, ls), 1;
     if (strcmp(key, "topic") == 0) return lua_pushstring(L, ls->topic_in), 1;
     if (strcmp(key, "pub") == 0) return lua_pushstring(L, ls->topic_out), 1;
     if (strcmp(key, "authenticated") == 0) return lua_pushboolean(L, ls->s && sts_session_authenticated(ls->s)), 1;
@@ -556,8 +564,7 @@ static int session_gc(lua_State *L)
     ls->finalizing = 1;
     if (is_open(ls) && stsl_client_mqtt(ls->client)) sts_session_close(ls->s, sts_now(), "exit");
     sts_timer_stop(loop(), &ls->timer);
-    sts_timer_stop(loop(), &ls->wait);
-    sts_timer_stop(loop(), &ls->replay);
+    sts_timer_stop(loop(), &ls->later);
     sts_backlog_clear(&ls->kept);
     sts_session_free(ls->s);
     ls->s = NULL;

@@ -29,6 +29,14 @@ struct policy {
 struct llistener;
 struct lsession;
 
+/* A session userdata's user values. */
+enum stsl_session_uv {
+    UV_CLIENT = 1, UV_TRUST, UV_PENDING, UV_LISTENER,
+    UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED,
+    UV_INFO, /* the table handed with every message, made with the first */
+    UV_COUNT = UV_INFO
+};
+
 /* A consumer of a session in C (a group member, the key server): it takes
  * the session's messages instead of the script, and hears when a
  * re-handshake replaces the keys and when the session ends. When `quiet`,
@@ -54,8 +62,8 @@ struct lsession {
     int qos;
     struct sts_timer timer;     /* the engine's next deadline, */
     double deadline;            /* which it was last armed for */
-    struct sts_timer wait;      /* a responder's sts.handshake gives up */
-    struct sts_timer replay;    /* hands kept messages to a new message handler */
+    struct sts_timer later;     /* a responder's sts.handshake gives up, or (once
+                                   established) kept messages go to a new handler */
     struct sts_backlog kept;    /* messages that came before a message handler */
     struct stsl_anchor anchor;
     int established;            /* ESTABLISHED was reported once */
