@@ -62,10 +62,14 @@ static int grow_buckets(struct sts_registry *r)
     return 0;
 }
 
+/* The text is kept after the filter, in the same allocation: a listener
+ * holds one filter per session. */
 static struct sts_filter *add_filter(struct sts_registry *r, const char *text)
 {
-    struct sts_filter *f = calloc(1, sizeof *f);
-    if (!f || !(f->text = strdup(text))) goto fail;
+    size_t len = strlen(text) + 1;
+    struct sts_filter *f = calloc(1, sizeof *f + len);
+    if (!f) return NULL;
+    f->text = memcpy(f + 1, text, len);
     f->asked_qos = -1;
     f->wildcard = sts_topic_has_wildcard(text);
     if (f->wildcard) {
@@ -73,16 +77,15 @@ static struct sts_filter *add_filter(struct sts_registry *r, const char *text)
         r->wildcards = f;
         return f;
     }
-    if (grow_buckets(r) != 0) goto fail;
+    if (grow_buckets(r) != 0) {
+        free(f);
+        return NULL;
+    }
     struct sts_filter **b = bucket(r, text);
     f->next = *b;
     *b = f;
     r->nexact++;
     return f;
-fail:
-    if (f) free(f->text);
-    free(f);
-    return NULL;
 }
 
 struct sts_mqtt_sub *sts_registry_add(struct sts_registry *r, const char *filter, int qos,
@@ -115,7 +118,6 @@ static void free_filter(struct sts_filter *f)
         next = s->next;
         free(s);
     }
-    free(f->text);
     free(f);
 }
 
