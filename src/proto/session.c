@@ -799,18 +799,20 @@ static enum sts_reason sealed_open(struct sts_session *s, double now, const stru
     return r;
 }
 
-/* The plaintext goes to the session's rx buffer, wiped once delivered. */
+/* The plaintext goes to the session's rx buffer, wiped once delivered. An
+ * empty one (the first frame under new keys is often one) needs no buffer:
+ * a session that only ever got that one keeps none. */
 static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
                                  const uint8_t *frame)
 {
     size_t len = f->body_len - STS_FRAME_TAG_LEN;
     struct keyset *opened = NULL;
+    uint8_t empty[1];
 
-    /* + 1: an empty message still gets a buffer. */
-    int err = scratch_reserve(&s->rx, len + 1, s->cfg.max_frame);
+    int err = len ? scratch_reserve(&s->rx, len, s->cfg.max_frame) : 0;
     if (err)
         return internal(s, err);
-    uint8_t *pt = s->rx.p;
+    uint8_t *pt = len ? s->rx.p : empty;
     enum sts_reason r = sealed_open(s, now, f, frame, pt, &opened);
     if (r) {
         scratch_done(&s->rx, len); /* a primitive may have failed midway */
