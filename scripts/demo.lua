@@ -24,7 +24,7 @@ local seen = {}
 local spy = assert(sts.connect(broker:options()))
 spy:subscribe("plant/#", function(topic, payload)
   seen[#seen + 1] = string.format("  %-22s %4d bytes  %s...", topic, #payload,
-    (payload:sub(1, 16):gsub(".", function(c) return string.format("%02x", c:byte()) end)))
+    sts.hex(payload:sub(1, 16)))
 end, { qos = 1 })
 
 local gateway = test.spawn_script("scripts/secure-gateway.lua", "--host", broker.host, "-p", broker.port,

@@ -47,7 +47,7 @@ local smqtt = opts.format == "smqtt"
 if not opts.group then fail("--group is required") end
 if not smqtt and (not opts.identity or not opts.keyserver) then fail("--identity and --keyserver are required") end
 local client_id = smqtt and opts.member or
-  ("sts-chat-" .. sts.random(6):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  "sts-chat-" .. sts.hex(sts.random(6))
 local client, err = sts.connect { host = opts.host, port = opts.port, client_id = client_id,
                                   will = not smqtt and sts.group.will(client_id, opts.prefix) or nil }
 if not client then fail(err) end

@@ -23,13 +23,9 @@ local function read_vectors(file)
 end
 
 local function unhex(s)
-  if s == nil then return nil end
-  return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+  return s and assert(sts.unhex(s))
 end
-
-local function hex(s)
-  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
+local hex = sts.hex
 
 -- The handshake options of one side ("init" or "resp") of vector v.
 local function side(v, who, protocol)

@@ -78,6 +78,24 @@ describe("sts.random", function()
   end)
 end)
 
+describe("sts.hex and sts.unhex", function()
+  it("write lowercase digits and read either case back", function()
+    assert.equal("00ff61", sts.hex("\0\255a"))
+    assert.equal("", sts.hex(""))
+    assert.equal("\0\255a", sts.unhex("00FF61"))
+    local bytes = sts.random(37)
+    assert.equal(bytes, sts.unhex(sts.hex(bytes)))
+  end)
+
+  it("refuse what is not an even count of hex digits", function()
+    for _, bad in ipairs { "abc", "0g", "00 ", "+1" } do
+      local ok, err = sts.unhex(bad)
+      assert.is_nil(ok)
+      assert.equal("not hex digits", err)
+    end
+  end)
+end)
+
 describe("sts.hkdf", function()
   -- RFC 5869, appendix A, test cases 1 to 3 (SHA-256).
   local rfc5869 = {

@@ -154,7 +154,7 @@ local function flip(frame, i, mask)
 end
 
 local function random_text(prefix)
-  return prefix .. "-" .. test.hex(sts.random(8))
+  return prefix .. "-" .. sts.hex(sts.random(8))
 end
 
 -- --- a session between the spec and a peer process ------------------------------------

@@ -218,14 +218,14 @@ describe("the SMQTT format", function()
     end
     local first = f:read("l")
     f:close()
-    local request = test.unhex(first:match("hex=(%x+)"))
+    local request = sts.unhex(first:match("hex=(%x+)"))
     local server = serve { method = "static" }
     local raw = connect("tap-4")
     local answers = {}
     assert(raw:subscribe("gkd/1/client-11564", function(_, p) answers[#answers + 1] = p end, { qos = 2 }))
     assert(raw:publish("gkd/1/join", request, { qos = 2 }))
     assert.truthy(test.wait_until(function() return #answers == 1 end))
-    local resp, material = sts.smqtt.decode_response(answers[1], test.unhex(PSK))
+    local resp, material = sts.smqtt.decode_response(answers[1], sts.unhex(PSK))
     assert.truthy(resp, material)
     assert.equal("client-11564", resp.member)
     assert.equal("test", resp.group)

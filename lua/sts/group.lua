@@ -17,10 +17,6 @@ local DEFAULT_PREFIX = "sts/group"
 
 local check_options, set_of = options.check, options.set_of
 
-local function hex(bytes)
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
 --- The topic a group's frames travel on.
 function group.topic(name, prefix)
   return (prefix or DEFAULT_PREFIX) .. "/data/" .. name
@@ -90,7 +86,7 @@ function group.join(client, opts)
     client_id = opts.client_id or client:id(), grant = opts.grant, keepalive = opts.keepalive, qos = opts.qos,
   })
   if not g then return nil, err end
-  local pub, sub = session_topics(prefix, hex(sts.random(8)))
+  local pub, sub = session_topics(prefix, sts.hex(sts.random(8)))
   local session_options = { role = "initiator", pub = pub, sub = sub, identity = identity,
                             peer = opts.keyserver, timeout = opts.timeout, qos = opts.qos }
   local s, herr = sts.handshake(client, session_options)

@@ -353,17 +353,13 @@ end
 local member = {}
 kinds.group = member
 
-local function hex(bytes)
-  return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-end
-
 --- The group's topic, and a client id known before connecting: the MQTT
 -- will that tells the key server we died carries it.
 function member.configure(s, config)
   s.join_options, s.fingerprint, s.keyserver = config:group_options()
   s.subtop = sts.group.topic(s.join_options.group, s.join_options.prefix)
   s.pubtop = s.subtop
-  s.options.client_id = s.options.client_id or "sts-" .. hex(sts.random(6))
+  s.options.client_id = s.options.client_id or "sts-" .. sts.hex(sts.random(6))
   s.options.will = sts.group.will(s.options.client_id, s.join_options.prefix)
 end
 

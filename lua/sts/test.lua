@@ -44,15 +44,6 @@ local function write_file(path, data, mode)
 end
 test.write_file = write_file
 
---- Bytes as lowercase hex digits, and hex digits back as bytes.
-function test.hex(bytes)
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
-function test.unhex(hex)
-  return (hex:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
-end
-
 --- A fresh temporary directory, removed by test.cleanup().
 local made_dirs = {}
 --- A file's permission bits in octal, as a string ("600").

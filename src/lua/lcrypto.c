@@ -8,6 +8,7 @@
 #include "crypto/random.h"
 #include "crypto/x25519.h"
 #include "util/error.h"
+#include "util/hex.h"
 
 #include <mbedtls/platform_util.h>
 #include <string.h>
@@ -140,11 +141,35 @@ static int l_public_key(lua_State *L)
     return 1;
 }
 
+/* sts.hex(bytes) -> lowercase hex digits */
+static int l_hex(lua_State *L)
+{
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    sts_hex_encode(luaL_buffinitsize(L, &b, 2 * len + 1), (const uint8_t *)bytes, len);
+    luaL_pushresultsize(&b, 2 * len);
+    return 1;
+}
+
+/* sts.unhex(digits) -> bytes | nil, message (either case; an even count) */
+static int l_unhex(lua_State *L)
+{
+    size_t len;
+    const char *hex = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, len / 2 + 1);
+    int n = sts_hex_decode(out, len / 2 + 1, hex, len);
+    if (n < 0) return stsl_fail(L, "not hex digits");
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
 void stsl_open_crypto(lua_State *L)
 {
     static const luaL_Reg functions[] = {
         { "random", l_random }, { "hkdf", l_hkdf }, { "encrypt", l_encrypt }, { "decrypt", l_decrypt },
-        { "fingerprint", l_fingerprint }, { "public_key", l_public_key },
+        { "fingerprint", l_fingerprint }, { "public_key", l_public_key }, { "hex", l_hex }, { "unhex", l_unhex },
         { NULL, NULL },
     };
     luaL_setfuncs(L, functions, 0);

@@ -29,10 +29,9 @@ local function warn_once()
 end
 
 local function unhex(s, what)
-  if type(s) ~= "string" or #s % 2 ~= 0 or s:find("[^%x]") then
-    error(what .. " must be hex digits", 3)
-  end
-  return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+  local bytes = type(s) == "string" and sts.unhex(s)
+  if not bytes then error(what .. " must be hex digits", 3) end
+  return bytes
 end
 
 local check_options, set_of = options.check, options.set_of
