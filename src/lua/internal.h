@@ -104,6 +104,11 @@ void stsl_set_uv(lua_State *L, int idx, const char *name);
 /* t[name] = n for the table on top of the stack (stats tables). */
 void stsl_set_count(lua_State *L, const char *name, uint64_t n);
 
+/* Runs fn when the Lua state closes: a userdata with fn as its __gc, kept in
+ * the registry under key. Lua finalizes in the reverse order of creation, so
+ * the one made first runs last. */
+void stsl_at_lua_close(lua_State *L, const void *key, lua_CFunction fn);
+
 /* Expected failures: pushes nil and a formatted message, returns 2. */
 int stsl_fail(lua_State *L, const char *fmt, ...);
 

@@ -517,12 +517,7 @@ void stsl_open_loop(lua_State *L)
     lua_pop(L, 1);
     sts_timer_init(&wake_timer, wake_ready, NULL);
     /* Made first, so finalized last: after every object that may queue. */
-    lua_newuserdatauv(L, 0, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, run_closing_phase);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &SHUTDOWN);
+    stsl_at_lua_close(L, &SHUTDOWN, run_closing_phase);
     static const luaL_Reg no_meta[] = { { NULL, NULL } };
     static const luaL_Reg waiter_meta[] = { { "__gc", waiter_gc }, { NULL, NULL } };
     stsl_new_class(L, FUTURE_MT, no_meta, future_methods);

@@ -91,12 +91,7 @@ void stsl_open_signal(lua_State *L)
     static const char SHUTDOWN = 's';
 
     for (size_t i = 0; i < NSIGNALS; i++) handler_refs[i] = LUA_NOREF;
-    lua_newuserdatauv(L, 0, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, forget_all);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &SHUTDOWN);
+    stsl_at_lua_close(L, &SHUTDOWN, forget_all);
     lua_pushcfunction(L, l_signal);
     lua_setfield(L, -2, "signal");
 }

@@ -113,3 +113,13 @@ void stsl_set_count(lua_State *L, const char *name, uint64_t n)
     lua_pushinteger(L, (lua_Integer)n);
     lua_setfield(L, -2, name);
 }
+
+void stsl_at_lua_close(lua_State *L, const void *key, lua_CFunction fn)
+{
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
