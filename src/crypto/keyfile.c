@@ -260,37 +260,79 @@ static int read_all(int fd, size_t max, char **out, size_t *len)
 
 struct trust_loader {
     struct sts_trust *t;
-    int rc; /* why add refused a key */
+    int rc;             /* why add refused a key */
+    const char *reason; /* what is wrong with a line's words */
 };
 
-static int trust_add(void *ctx, const uint8_t key[32])
+/* The next word of rest (up to a blank), or none at a '#' comment. */
+static size_t next_word(const char **rest, size_t *restlen, const char **word)
+{
+    const char *p = *rest, *end = *rest + *restlen;
+    while (p < end && is_blank(*p)) p++;
+    const char *start = p;
+    if (p < end && *p == '#') p = end, start = end;
+    while (p < end && !is_blank(*p)) p++;
+    *word = start;
+    *restlen = (size_t)(end - p);
+    *rest = p;
+    return (size_t)(p - start);
+}
+
+static int copy_word(char *out, size_t max, const char *word, size_t n)
+{
+    if (n > max) return -1;
+    memcpy(out, word, n);
+    out[n] = 0;
+    return 0;
+}
+
+static int trust_add(void *ctx, const uint8_t key[32], const char *rest, size_t restlen)
 {
     struct trust_loader *l = ctx;
     struct sts_trust *t = l->t;
+    const char *name, *binding, *extra;
+    size_t namelen = next_word(&rest, &restlen, &name);
+    size_t bindlen = next_word(&rest, &restlen, &binding);
+    struct sts_trust_entry e = { .name = "" };
+    memcpy(e.key, key, 32);
+    if (copy_word(e.name, STS_TRUST_NAME_MAX, name, namelen) != 0) {
+        l->reason = "name longer than 64 bytes";
+        return -1;
+    }
+    if (copy_word(e.binding, STS_TRUST_BINDING_MAX, binding, bindlen) != 0) {
+        l->reason = "topic binding longer than 256 bytes";
+        return -1;
+    }
+    if (next_word(&rest, &restlen, &extra) != 0) {
+        l->reason = "words after the topic binding (start a comment with '#')";
+        return -1;
+    }
     if (t->n == STS_TRUST_MAX_KEYS) return l->rc = STS_ERR_TOO_BIG;
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
-        uint8_t (*keys)[32] = realloc(t->keys, cap * sizeof *keys);
-        if (!keys) return l->rc = STS_ERR_NOMEM;
-        t->keys = keys;
+        struct sts_trust_entry *entries = realloc(t->entries, cap * sizeof *entries);
+        if (!entries) return l->rc = STS_ERR_NOMEM;
+        t->entries = entries;
         t->cap = cap;
     }
-    memcpy(t->keys[t->n++], key, 32);
+    t->entries[t->n++] = e;
     return 0;
 }
 
 /* Parses text into t, describing a failure in err. */
 static int trust_fill(struct sts_trust *t, const char *path, const char *text, size_t len, char *err, size_t errlen)
 {
-    struct trust_loader l = { t, 0 };
+    struct trust_loader l = { t, 0, NULL };
     unsigned line = 0;
-    if (sts_trust_parse(text, len, trust_add, &l, &line) == 0) return 0;
+    if (parse_trust_lines(text, len, trust_add, &l, &line) == 0) return 0;
     if (l.rc == STS_ERR_TOO_BIG)
         snprintf(err, errlen, "%s:%u: more than %d keys", path, line, STS_TRUST_MAX_KEYS);
     else if (l.rc == STS_ERR_NOMEM)
         snprintf(err, errlen, "%s:%u: out of memory", path, line);
+    else if (l.reason)
+        snprintf(err, errlen, "%s:%u: %s", path, line, l.reason);
     else
-        snprintf(err, errlen, "%s:%u: not a public key (64 hex digits, then an optional comment)", path, line);
+        snprintf(err, errlen, "%s:%u: not a public key (64 hex digits, then an optional name and topic binding)", path, line);
     return l.rc ? l.rc : STS_ERR_PARSE;
 }
 
@@ -317,16 +359,24 @@ int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errl
     return rc;
 }
 
+const struct sts_trust_entry *sts_trust_find(const struct sts_trust *t, const uint8_t pub[32])
+{
+    size_t found = SIZE_MAX;
+    /* No early exit: the position of a match must not show in the time. */
+    for (size_t i = 0; i < t->n; i++) {
+        size_t match = (size_t)0 - (size_t)(mbedtls_ct_memcmp(t->entries[i].key, pub, 32) == 0);
+        found = (found & ~match) | (i & match);
+    }
+    return found == SIZE_MAX ? NULL : &t->entries[found];
+}
+
 int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32])
 {
-    int found = 0;
-    /* No early exit: the position of a match must not show in the time. */
-    for (size_t i = 0; i < t->n; i++) found |= mbedtls_ct_memcmp(t->keys[i], pub, 32) == 0;
-    return found;
+    return sts_trust_find(t, pub) != NULL;
 }
 
 void sts_trust_free(struct sts_trust *t)
 {
-    free(t->keys);
+    free(t->entries);
     *t = (struct sts_trust){ 0 };
 }

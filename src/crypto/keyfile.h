@@ -61,9 +61,25 @@ int sts_trust_parse_named(const char *text, size_t len,
                           int (*add)(void *ctx, const uint8_t key[32], const char *name, size_t namelen),
                           void *ctx, unsigned *bad_line);
 
+/* The longest name and binding a trust line may give. */
+#define STS_TRUST_NAME_MAX 64
+#define STS_TRUST_BINDING_MAX 256
+
+/* One accepted key and what its trust line says of it:
+ *   <64 hex digits> [name [topic-filter]] [# comment]
+ * The name is the peer's identity (a listener with bind = "name" requires
+ * the wildcard level of the session's topic to equal it); the optional third
+ * word binds the key to the topics matching an MQTT filter ('+', '#'). A
+ * word starting with '#' starts the comment. */
+struct sts_trust_entry {
+    uint8_t key[32];
+    char name[STS_TRUST_NAME_MAX + 1];       /* "" when the line has none */
+    char binding[STS_TRUST_BINDING_MAX + 1]; /* "" when the key is not bound */
+};
+
 /* A trust list read into memory: the accepted public keys. */
 struct sts_trust {
-    uint8_t (*keys)[32];
+    struct sts_trust_entry *entries;
     size_t n, cap;
 };
 
@@ -75,6 +91,10 @@ int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errl
 /* 1 if pub is in t, else 0. Every key is compared, each in constant time,
  * so the time taken tells neither which key matched nor how closely. */
 int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32]);
+
+/* The entry of pub in t, or NULL; compares every key in constant time, as
+ * sts_trust_contains does. */
+const struct sts_trust_entry *sts_trust_find(const struct sts_trust *t, const uint8_t pub[32]);
 
 /* Frees the keys, leaving t an empty list. */
 void sts_trust_free(struct sts_trust *t);

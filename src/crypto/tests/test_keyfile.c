@@ -159,7 +159,19 @@ static void test_trust_load(const char *dir)
     CHECK(t.n == 2);
     CHECK(sts_trust_contains(&t, one) && sts_trust_contains(&t, two) && !sts_trust_contains(&t, three));
     sts_trust_free(&t);
-    CHECK(t.n == 0 && t.keys == NULL && !sts_trust_contains(&t, one));
+    CHECK(t.n == 0 && t.entries == NULL && !sts_trust_contains(&t, one));
+
+    /* Names and topic bindings; a comment after them starts with '#'. */
+    write_file(path, KEY_HEX_1 " gw # the gateway\n" KEY_HEX_2 "\tsensor-7 plant/sensor-7/+ #kitchen\n", 0644);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == 2);
+    const struct sts_trust_entry *e1 = sts_trust_find(&t, one), *e2 = sts_trust_find(&t, two);
+    CHECK(e1 && strcmp(e1->name, "gw") == 0 && strcmp(e1->binding, "") == 0);
+    CHECK(e2 && strcmp(e2->name, "sensor-7") == 0 && strcmp(e2->binding, "plant/sensor-7/+") == 0);
+    CHECK(sts_trust_find(&t, three) == NULL);
+    sts_trust_free(&t);
+    write_file(path, KEY_HEX_1 " sensor-7 kitchen, 2nd floor\n", 0644);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0);
+    CHECK(strstr(err, "ok.trust:1: words after the topic binding (start a comment with '#')") != NULL);
 
     write_file(path, "", 0644);
     CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == 0 && !sts_trust_contains(&t, one));
@@ -168,8 +180,8 @@ static void test_trust_load(const char *dir)
 
     snprintf(path, sizeof path, "%s/bad.trust", dir);
     write_file(path, "# peers\n" KEY_HEX_1 "\n0101\n", 0644);
-    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0 && t.keys == NULL);
-    CHECK(strstr(err, "/bad.trust:3: not a public key (64 hex digits, then an optional comment)") != NULL);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0 && t.entries == NULL);
+    CHECK(strstr(err, "/bad.trust:3: not a public key (64 hex digits, then an optional name and topic binding)") != NULL);
     unlink(path);
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_IO);
     CHECK(strncmp(err, "trust: cannot open ", 19) == 0 && strstr(err, "/bad.trust") != NULL);
