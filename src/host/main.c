@@ -19,20 +19,46 @@ static const char *progname = "sts-lua";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [options] [script [args]]\n"
-            "Available options are:\n"
-            "  -e stat   execute string 'stat'\n"
-            "  -i        enter interactive mode after executing 'script'\n"
-            "  -l mod    require library 'mod' into global 'mod'\n"
-            "  -l g=mod  require library 'mod' into global 'g'\n"
-            "  -v        show version information\n"
-            "  --shell   open the Secure Telemetry Shell\n"
-            "  --help    show this help\n"
-            "  --version show version information\n"
-            "  --        stop handling options\n"
-            "  -         stop handling options and execute stdin\n"
-            "With no arguments, opens the Secure Telemetry Shell.\n",
-            progname);
+            "Usage: %s [options] [script [args]]\n"
+            "A Lua 5.4 interpreter with the sts module (MQTT, end-to-end encrypted\n"
+            "sessions, groups) built in. With no arguments, opens the Secure Telemetry Shell.\n"
+            "\n"
+            "Options (as the lua interpreter's):\n"
+            "  -e stat    execute the string 'stat'\n"
+            "  -i         enter interactive mode after running 'script'\n"
+            "  -l mod     require library 'mod' into global 'mod'\n"
+            "  -l g=mod   require library 'mod' into global 'g'\n"
+            "  -v         show version information\n"
+            "  -E         ignore the environment variables LUA_INIT, LUA_PATH and LUA_CPATH\n"
+            "  -W         turn Lua warnings on\n"
+            "  --         stop handling options\n"
+            "  -          stop handling options and run stdin as a script\n"
+            "  --shell    open the Secure Telemetry Shell (commands from stdin; see sts-lua-shell(1))\n"
+            "  --help     show this help and exit\n"
+            "  --version  show version information and exit\n"
+            "Options run in order: -e and -l before the script, which gets the\n"
+            "arguments after it in the global 'arg' (arg[0] the script).\n"
+            "\n"
+            "Environment:\n"
+            "  STS_LOG       log level: debug, info (the default; the shell's is warn),\n"
+            "                warn, error or off; log lines go to stderr\n"
+            "  LUA_INIT_5_4, LUA_INIT\n"
+            "                Lua code, or @file, run before the options and the script\n"
+            "  LUA_PATH_5_4, LUA_PATH, LUA_CPATH_5_4, LUA_CPATH\n"
+            "                the module search paths, as for lua (';;' is the default);\n"
+            "                sts's own modules are always found first, in %s\n"
+            "                relative to this executable\n"
+            "  STS_LUA       for sts.test: the sts-lua that specs spawn (default: this one)\n"
+            "\n"
+            "Exit status: 0 on success (or what the script gives os.exit), 1 when a\n"
+            "script, -e, -l or LUA_INIT raises an error (message and traceback on\n"
+            "stderr) or an option is not understood.\n"
+            "\n"
+            "Commands installed with it: sts-keygen, sts-keyserver, sts-group-chat,\n"
+            "sts-lab-client, sts-lab-responder (see sts-lua-commands(1)).\n"
+            "Man pages: sts-lua(1), sts-lua-shell(1), sts-lua-api(7) (the Lua API);\n"
+            "e.g. 'man sts-lua'.\n",
+            progname, STS_REL_LUA_DIR);
 }
 
 static void print_version(void)
@@ -180,24 +206,47 @@ static void repl(lua_State *L)
 
 /* --- start-up ------------------------------------------------------------------ */
 
-/* Puts the project's Lua modules first on package.path: the source tree's
- * lua/ when running from the build tree, the installed ones otherwise. */
+/* The directory of this executable, from /proc/self/exe (symbolic links
+ * resolved), into buf; NULL if it cannot be read. */
+static const char *exe_dir(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    return buf;
+}
+
+/* package[field] = prefix .. ";" .. package[field], package at index pkg */
+static void prepend_path(lua_State *L, int pkg, const char *field, const char *prefix)
+{
+    lua_getfield(L, pkg, field);
+    lua_pushfstring(L, "%s;%s", prefix, lua_tostring(L, -1));
+    lua_setfield(L, pkg, field);
+    lua_pop(L, 1);
+}
+
+/* Puts the project's Lua modules first on package.path (and its C modules on
+ * package.cpath), before what LUA_PATH and LUA_CPATH say: the source tree's
+ * lua/ when running from the build tree, else the installed ones, found
+ * relative to the executable so that any install prefix works. */
 static void set_module_path(lua_State *L)
 {
     char exe[PATH_MAX];
-    const char *dir = STS_INSTALL_LUA_DIR;
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        if (strcmp(exe, STS_BUILD_DIR) == 0) dir = STS_SOURCE_LUA_DIR;
-    }
+    const char *bin = exe_dir(exe, sizeof exe);
     lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 1);
+    int pkg = lua_gettop(L);
+    if (bin && strcmp(bin, STS_BUILD_DIR) == 0) {
+        prepend_path(L, pkg, "path", STS_SOURCE_LUA_DIR "/?.lua;" STS_SOURCE_LUA_DIR "/?/init.lua");
+    } else if (bin) {
+        prepend_path(L, pkg, "path", lua_pushfstring(L, "%s/" STS_REL_LUA_DIR "/?.lua;%s/" STS_REL_LUA_DIR "/?/init.lua", bin, bin));
+        prepend_path(L, pkg, "cpath", lua_pushfstring(L, "%s/" STS_REL_CMOD_DIR "/?.so", bin));
+        lua_pop(L, 2);
+    } else { /* no /proc: where the build was configured to install */
+        prepend_path(L, pkg, "path", STS_INSTALL_LUA_DIR "/?.lua;" STS_INSTALL_LUA_DIR "/?/init.lua");
+    }
     /* require "sts" finds the built-in module, never a stray sts.so. */
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_sts);
@@ -232,7 +281,7 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script)
 
 struct options {
     int script;      /* index of the script in argv, or 0 */
-    int interactive, version, shell, has_exec;
+    int interactive, version, shell, has_exec, no_env, warnings;
 };
 
 /* Checks the options; returns 0, or -1 for a bad option (reported). */
@@ -252,6 +301,8 @@ static int scan_options(int argc, char **argv, struct options *o)
         if (strcmp(a, "-i") == 0) o->interactive = o->version = 1;
         else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) o->version = 1;
         else if (strcmp(a, "--shell") == 0) o->shell = 1;
+        else if (strcmp(a, "-E") == 0) o->no_env = 1;
+        else if (strcmp(a, "-W") == 0) o->warnings = 1;
         else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0) {
             if (++i >= argc) {
                 fprintf(stderr, "%s: '%s' needs argument\n", progname, a);
@@ -307,12 +358,17 @@ static int pmain(lua_State *L)
         usage(stderr);
         return 0;
     }
+    if (o.no_env) { /* the package library then ignores LUA_PATH and LUA_CPATH */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
     luaL_openlibs(L);
     set_module_path(L);
+    if (o.warnings) lua_warning(L, "@on", 0);
     create_arg_table(L, argc, argv, o.script);
     lua_gc(L, LUA_GCGEN, 0, 0);
     if (o.version) print_version();
-    if (handle_luainit(L) != LUA_OK) return 0;
+    if (!o.no_env && handle_luainit(L) != LUA_OK) return 0;
     if (run_exec_options(L, argv, o.script ? o.script : argc) != LUA_OK) return 0;
     if (o.script && doscript(L, argv[o.script]) != LUA_OK) return 0;
     if (o.shell || argc == 1) {
