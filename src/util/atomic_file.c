@@ -152,7 +152,23 @@ static int read_up_to(int fd, size_t limit, size_t guess, uint8_t **out, size_t 
     return 0;
 }
 
+/* What a file that is not a regular one is, for the refusal. */
+static const char *file_type(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "another kind of file";
+}
+
 int sts_read_file(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+    return sts_read_file_checked(path, max, NULL, NULL, out, len, err, errlen);
+}
+
+int sts_read_file_checked(const char *path, size_t max, sts_file_check check, void *ctx, uint8_t **out,
+                          size_t *len, char *err, size_t errlen)
 {
     struct stat st;
     uint8_t *buf = NULL;
@@ -163,9 +179,10 @@ int sts_read_file(const char *path, size_t max, uint8_t **out, size_t *len, char
     if (fd < 0) return fail(err, errlen, path, "opening", errno);
     int rc = fstat(fd, &st) == 0 ? 0 : fail(err, errlen, path, "reading its status", errno);
     if (rc == 0 && !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+        snprintf(err, errlen, "%s: not a regular file (%s)", path, file_type(st.st_mode));
         rc = STS_ERR_IO;
     }
+    if (rc == 0 && check) rc = check(&st, path, ctx, err, errlen);
     /* One byte over max is read to tell a file of exactly max bytes from a larger one. */
     size_t limit = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
     if (rc == 0 && (uintmax_t)st.st_size > max) rc = STS_ERR_TOO_BIG;
