@@ -9,6 +9,7 @@
 struct sts_loop {
     struct sts_source *sources;
     size_t nsources;
+    size_t nweak;               /* of them weak: they keep nothing running */
     struct sts_timer *timers;   /* root of a pairing heap on (when, order) */
     size_t ntimers;
     unsigned long armed;        /* timers armed so far: the next one's order */
@@ -49,6 +50,15 @@ void sts_loop_add_source(struct sts_loop *loop, struct sts_source *src)
     if (loop->sources) loop->sources->prev = src;
     loop->sources = src;
     loop->nsources++;
+    src->weak = 0;
+}
+
+void sts_loop_source_weak(struct sts_loop *loop, struct sts_source *src, int weak)
+{
+    if (!src->weak == !weak) return;
+    src->weak = weak != 0;
+    if (weak) loop->nweak++;
+    else loop->nweak--;
 }
 
 void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src)
@@ -58,6 +68,8 @@ void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src)
     if (src->next) src->next->prev = src->prev;
     src->next = src->prev = NULL;
     loop->nsources--;
+    if (src->weak) loop->nweak--;
+    src->weak = 0;
     /* A source removed while its pollfd is pending must not be dispatched. */
     for (size_t i = 0; i < loop->npolled; i++)
         if (loop->polled[i] == src) loop->polled[i] = NULL;
@@ -242,7 +254,7 @@ int sts_loop_once(struct sts_loop *loop, double max_wait)
     size_t n = 0;
 
     sts_loop_run_closing(loop);
-    if (max_wait < 0 && loop->nsources == 0 && loop->ntimers == 0) return STS_LOOP_EMPTY;
+    if (max_wait < 0 && sts_loop_pending(loop) == 0) return STS_LOOP_EMPTY;
     if (grow_pollfds(loop) != 0) return STS_ERR_NOMEM;
     for (struct sts_source *s = loop->sources; s; s = s->next) {
         short events = 0;
@@ -269,5 +281,5 @@ int sts_loop_once(struct sts_loop *loop, double max_wait)
 
 size_t sts_loop_pending(const struct sts_loop *loop)
 {
-    return loop->nsources + loop->ntimers;
+    return loop->nsources - loop->nweak + loop->ntimers;
 }

@@ -24,6 +24,7 @@ struct sts_source {
     /* Called with the poll revents for the fd prepare returned. */
     void (*dispatch)(struct sts_source *src, short revents);
     struct sts_source *next, *prev; /* owned by the loop */
+    int weak;                       /* owned by the loop: see sts_loop_source_weak */
 };
 
 struct sts_timer;
@@ -59,6 +60,11 @@ double sts_wall_now(void);
 
 void sts_loop_add_source(struct sts_loop *loop, struct sts_source *src);
 void sts_loop_remove_source(struct sts_loop *loop, struct sts_source *src);
+/* A weak source is polled like any other but does not keep the loop running,
+ * as libuv's uv_unref: it counts neither in sts_loop_pending nor against
+ * STS_LOOP_EMPTY (the signal pipe while only a built-in default watches it).
+ * Sources start strong. */
+void sts_loop_source_weak(struct sts_loop *loop, struct sts_source *src, int weak);
 
 void sts_timer_init(struct sts_timer *t, sts_timer_fn fn, void *ud);
 /* Arms t to fire after `delay` seconds, then every `interval` seconds if
@@ -90,7 +96,7 @@ void sts_loop_close(struct sts_loop *loop, struct sts_closing *c, sts_close_fn f
 /* Runs every queued finalizer now (at shutdown). */
 void sts_loop_run_closing(struct sts_loop *loop);
 
-/* Number of armed timers and registered sources (for "is anything left?"). */
+/* Number of armed timers and registered strong sources (for "is anything left?"). */
 size_t sts_loop_pending(const struct sts_loop *loop);
 
 #endif

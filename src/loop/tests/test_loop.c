@@ -125,6 +125,19 @@ int main(void)
     CHECK(sts_loop_once(loop, 0.01) == 0 && p.got == 0); /* nothing to read yet */
     CHECK(write(fds[1], "x", 1) == 1);
     CHECK(sts_loop_once(loop, 1.0) == 0 && p.got == 'x');
+
+    /* A weak source is still polled, but alone it leaves the loop empty. */
+    sts_loop_source_weak(loop, &p.src, 1);
+    CHECK(sts_loop_pending(loop) == 0);
+    CHECK(sts_loop_once(loop, -1) == STS_LOOP_EMPTY);
+    CHECK(write(fds[1], "y", 1) == 1);
+    CHECK(sts_loop_once(loop, 1.0) == 0 && p.got == 'y');
+    sts_loop_source_weak(loop, &p.src, 0);
+    CHECK(sts_loop_pending(loop) == 1);
+    sts_loop_source_weak(loop, &p.src, 1);
+    sts_loop_remove_source(loop, &p.src);
+    sts_loop_add_source(loop, &p.src); /* removal forgot it was weak */
+    CHECK(sts_loop_pending(loop) == 1);
     sts_loop_remove_source(loop, &p.src);
     CHECK(sts_loop_pending(loop) == 0);
     CHECK(sts_loop_once(loop, -1) == STS_LOOP_EMPTY);
