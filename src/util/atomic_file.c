@@ -164,19 +164,19 @@ static const char *file_type(mode_t mode)
 
 int sts_read_file(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
-    return sts_read_file_checked(path, max, NULL, NULL, out, len, err, errlen);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, path, "opening", errno);
+    return sts_read_fd(fd, path, max, NULL, NULL, out, len, err, errlen);
 }
 
-int sts_read_file_checked(const char *path, size_t max, sts_file_check check, void *ctx, uint8_t **out,
-                          size_t *len, char *err, size_t errlen)
+int sts_read_fd(int fd, const char *path, size_t max, sts_file_check check, void *ctx, uint8_t **out, size_t *len,
+                char *err, size_t errlen)
 {
     struct stat st;
     uint8_t *buf = NULL;
     size_t n = 0;
 
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, path, "opening", errno);
     int rc = fstat(fd, &st) == 0 ? 0 : fail(err, errlen, path, "reading its status", errno);
     if (rc == 0 && !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file (%s)", path, file_type(st.st_mode));

@@ -27,13 +27,15 @@ int sts_write_atomic(const char *path, const uint8_t *data, size_t len, mode_t m
  * The buffer of a failed read is wiped before it is freed. */
 int sts_read_file(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen);
 
-/* As sts_read_file, and check(st, path, ctx, err, errlen) sees the status of
- * the regular file opened before a byte is read: non-zero refuses it (that
- * error returned, err set by check). The status is the open file's, so the
- * file cannot be swapped between the check and the read. */
+/* As sts_read_file, over fd, a file the caller opened (with O_NONBLOCK, so
+ * that opening a FIFO did not wait for a writer; it is refused as sts_read_file
+ * refuses one), which is closed. check(st, path, ctx, err, errlen), if not
+ * NULL, sees the status of the regular file before a byte is read: non-zero
+ * refuses it (that error returned, err set by check). The status is the open
+ * file's, so the file cannot be swapped between the check and the read. */
 struct stat;
 typedef int (*sts_file_check)(const struct stat *st, const char *path, void *ctx, char *err, size_t errlen);
-int sts_read_file_checked(const char *path, size_t max, sts_file_check check, void *ctx, uint8_t **out,
-                          size_t *len, char *err, size_t errlen);
+int sts_read_fd(int fd, const char *path, size_t max, sts_file_check check, void *ctx, uint8_t **out, size_t *len,
+                char *err, size_t errlen);
 
 #endif
