@@ -19,7 +19,7 @@ static const char *progname = "sts-lua";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: %s [options] [script [args]]\n"
+            "usage: %s [options] [script [args]]\n"
             "A Lua 5.4 interpreter with the sts module (MQTT, end-to-end encrypted\n"
             "sessions, groups) built in. With no arguments, opens the Secure Telemetry Shell.\n"
             "\n"
