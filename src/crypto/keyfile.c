@@ -1,5 +1,6 @@
 #include "crypto/keyfile.h"
 #include "crypto/hash.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/hex.h"
 
@@ -60,42 +61,70 @@ int sts_key_parse(uint8_t key[32], const char *text, size_t len, enum sts_key_ki
     return 0;
 }
 
-int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char *err, size_t errlen)
-{
-    char text[STS_KEY_FILE_MAX];
-    struct stat st;
-    int rc = 0;
+/* What a key or trust file is read as: each asks more of the file. */
+enum file_use { TRUST_FILE, PUBLIC_KEY_FILE, PRIVATE_KEY_FILE };
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return STS_ERR_IO;
-    }
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return STS_ERR_IO;
-    }
-    if (kind == STS_KEY_PRIVATE && (st.st_mode & 077)) {
-        snprintf(err, errlen, "%s: private key is accessible by others (mode %03o); chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
-        close(fd);
+/* Refuses a file its use forbids (sts_file_check): a private key another
+ * user owns or others may read, as ssh does; a trust file or public key
+ * anyone may write, since anyone could then put their key in it. */
+static int check_file(const struct stat *st, const char *path, void *ctx, char *err, size_t errlen)
+{
+    enum file_use use = *(const enum file_use *)ctx;
+    if (use == PRIVATE_KEY_FILE && st->st_uid != geteuid()) {
+        snprintf(err, errlen, "%s: private key is owned by uid %u, not by this user (uid %u); chown it",
+                 path, (unsigned)st->st_uid, (unsigned)geteuid());
         return STS_ERR_PERM;
     }
-    ssize_t got = read(fd, text, sizeof text);
-    close(fd);
-    if (got < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        rc = STS_ERR_IO;
-    } else if ((size_t)got == sizeof text) {
-        snprintf(err, errlen, "%s: too large for a key file", path);
-        rc = STS_ERR_TOO_BIG;
-    } else if (sts_key_parse(key, text, (size_t)got, kind) != 0) {
+    if (use == PRIVATE_KEY_FILE && (st->st_mode & 077)) {
+        snprintf(err, errlen, "%s: private key is accessible by others (mode %03o); chmod 600 it",
+                 path, (unsigned)(st->st_mode & 0777));
+        return STS_ERR_PERM;
+    }
+    if (use != PRIVATE_KEY_FILE && (st->st_mode & S_IWOTH)) {
+        snprintf(err, errlen, "%s: writable by everyone (mode %03o), so anyone could put a key in it; chmod o-w it",
+                 path, (unsigned)(st->st_mode & 0777));
+        return STS_ERR_PERM;
+    }
+    return 0;
+}
+
+/* Reads a key or trust file: a regular file only (a FIFO or device is
+ * refused; O_NONBLOCK, so that opening one never waits), at most max bytes, as its use allows, and not
+ * empty. The text of a failed read is wiped. */
+static int read_checked(const char *path, enum file_use use, size_t max, char **text, size_t *len,
+                        char *err, size_t errlen)
+{
+    uint8_t *buf;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, use == TRUST_FILE ? "cannot open %s: %s" : "%s: %s", path, strerror(errno));
+        return STS_ERR_IO;
+    }
+    int rc = sts_read_fd(fd, path, max, check_file, &use, &buf, len, err, errlen);
+    if (rc != 0) return rc;
+    if (*len == 0) {
+        free(buf);
+        snprintf(err, errlen, "%s: empty", path);
+        return STS_ERR_PARSE;
+    }
+    *text = (char *)buf;
+    return 0;
+}
+
+int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    int rc = read_checked(path, kind == STS_KEY_PRIVATE ? PRIVATE_KEY_FILE : PUBLIC_KEY_FILE, STS_KEY_FILE_MAX,
+                          &text, &len, err, errlen);
+    if (rc != 0) return rc;
+    if (sts_key_parse(key, text, len, kind) != 0) {
         snprintf(err, errlen, "%s: not an sts %s key file (expected '%s' and 64 hex digits)", path,
                  kind == STS_KEY_PRIVATE ? "private" : "public", header(kind));
         rc = STS_ERR_PARSE;
     }
-    mbedtls_platform_zeroize(text, sizeof text);
+    mbedtls_platform_zeroize(text, len);
+    free(text);
     return rc;
 }
 
@@ -159,6 +188,14 @@ static int is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Whether a trust line should hold a key: not blank, a '#' comment or the
+ * header of a pasted .pub file. Skips the line's leading blanks. */
+static int holds_key(const char **line, size_t *n)
+{
+    while (*n > 0 && is_blank(**line)) (*line)++, (*n)--;
+    return !(*n == 0 || **line == '#' || is_line(*line, *n, STS_KEY_PUBLIC_HEADER));
+}
+
 /* Calls add(ctx, key, rest, restlen) for each key line of a trust list,
  * rest being what follows the 64 digits on its line. */
 static int parse_trust_lines(const char *text, size_t len,
@@ -171,8 +208,7 @@ static int parse_trust_lines(const char *text, size_t len,
 
     while ((line = next_line(&pos, end, &n))) {
         number++;
-        while (n > 0 && is_blank(*line)) line++, n--;
-        if (n == 0 || *line == '#' || is_line(line, n, STS_KEY_PUBLIC_HEADER)) continue;
+        if (!holds_key(&line, &n)) continue;
         uint8_t key[32];
         /* 64 hex digits, then the end of the line or white space and a comment. */
         int ok = n >= 64 && sts_hex_decode(key, 32, line, 64) == 32 && (n == 64 || is_blank(line[64]));
@@ -225,37 +261,6 @@ int sts_trust_parse_named(const char *text, size_t len,
 {
     struct named_adder a = { add, ctx };
     return parse_trust_lines(text, len, add_named, &a, bad_line);
-}
-
-/* Reads all of fd into a new buffer, refusing more than max bytes. */
-static int read_all(int fd, size_t max, char **out, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? 0 : STS_ERR_NOMEM;
-    while (rc == 0) {
-        if (n == cap) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                rc = STS_ERR_NOMEM;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) rc = STS_ERR_IO;
-        else if (got == 0) break;
-        else if ((n += (size_t)got) > max) rc = STS_ERR_TOO_BIG;
-    }
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
 }
 
 struct trust_loader {
@@ -336,26 +341,40 @@ static int trust_fill(struct sts_trust *t, const char *path, const char *text, s
     return l.rc ? l.rc : STS_ERR_PARSE;
 }
 
+static int has_key_line(const char *text, size_t len)
+{
+    const char *pos = text, *end = text + len, *line;
+    size_t n;
+    while ((line = next_line(&pos, end, &n)))
+        if (holds_key(&line, &n)) return 1;
+    return 0;
+}
+
+int sts_trust_read(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    int rc = read_checked(path, TRUST_FILE, STS_TRUST_FILE_MAX, text, len, err, errlen);
+    if (rc == 0 && !has_key_line(*text, *len)) {
+        free(*text);
+        snprintf(err, errlen, "%s: no keys, only comments and blank lines (a trust file lists at least one key)",
+                 path);
+        rc = STS_ERR_PARSE;
+    }
+    return rc;
+}
+
 int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errlen)
 {
-    char *text;
+    char *text, why[480];
     size_t len;
     *t = (struct sts_trust){ 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "trust: cannot open %s", path);
-        return STS_ERR_IO;
+    int rc = sts_trust_read(path, &text, &len, why, sizeof why);
+    if (rc == 0) {
+        rc = trust_fill(t, path, text, len, why, sizeof why);
+        free(text);
     }
-    int rc = read_all(fd, STS_TRUST_FILE_MAX, &text, &len);
-    int saved = errno;
-    close(fd);
-    if (rc == STS_ERR_IO) snprintf(err, errlen, "trust: cannot read %s: %s", path, strerror(saved));
-    else if (rc == STS_ERR_TOO_BIG) snprintf(err, errlen, "trust: %s is too large (over %d bytes)", path, STS_TRUST_FILE_MAX);
-    else if (rc != 0) snprintf(err, errlen, "trust: out of memory reading %s", path);
-    if (rc != 0) return rc;
-    rc = trust_fill(t, path, text, len, err, errlen);
-    free(text);
-    if (rc != 0) sts_trust_free(t);
+    if (rc == 0) return 0;
+    sts_trust_free(t);
+    snprintf(err, errlen, "trust: %s", why);
     return rc;
 }
 

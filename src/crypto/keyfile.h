@@ -33,9 +33,13 @@ void sts_key_format(char *out, const uint8_t key[32], enum sts_key_kind kind);
  * places that expect public ones). Returns 0, STS_ERR_PARSE. */
 int sts_key_parse(uint8_t key[32], const char *text, size_t len, enum sts_key_kind kind);
 
-/* Reads a key file. A private key file readable or writable by group or
- * others is refused with STS_ERR_PERM, as ssh refuses one. Errors are also
- * described in err. */
+/* Reads a key file: a regular file only (a directory, FIFO or device is
+ * refused with STS_ERR_IO, a FIFO never waited on), at most
+ * STS_KEY_FILE_MAX bytes (STS_ERR_TOO_BIG), not empty (STS_ERR_PARSE). A
+ * private key file another user owns, or that group or others may read or
+ * write, is refused with STS_ERR_PERM, as ssh refuses one; so is a public
+ * key file everyone may write (anyone could swap the pinned key). Errors
+ * name the file and why in err. */
 int sts_key_load(uint8_t key[32], const char *path, enum sts_key_kind kind, char *err, size_t errlen);
 
 /* Writes a key file as a new file: never over an existing file, never
@@ -83,9 +87,21 @@ struct sts_trust {
     size_t n, cap;
 };
 
-/* Reads the trust file at path into t (which need not be initialised). On
- * failure t is empty and err names the file (and the line of a bad key).
- * Returns 0, STS_ERR_IO, STS_ERR_PARSE, STS_ERR_TOO_BIG, STS_ERR_NOMEM. */
+/* Reads a trust file's text, refusing what no trust file may be: not a
+ * regular file (a directory, FIFO or device; a FIFO is never waited on:
+ * STS_ERR_IO), over STS_TRUST_FILE_MAX bytes (STS_ERR_TOO_BIG), writable by
+ * everyone (anyone could add their key: STS_ERR_PERM), or without a key
+ * line, i.e. empty or only comments, blank lines and .pub headers
+ * (STS_ERR_PARSE: a list that accepts no one is a mistake, such as the
+ * wrong or a truncated file, not a policy). Every reader of trust files
+ * goes through it. *text (to free()) is NUL-terminated; err names the file
+ * and why. Returns 0 or the error; STS_ERR_NOMEM too. */
+int sts_trust_read(const char *path, char **text, size_t *len, char *err, size_t errlen);
+
+/* Reads the trust file at path into t (which need not be initialised), as
+ * sts_trust_read reads it. On failure t is empty and err, starting
+ * "trust: ", names the file (and the line of a bad key). Returns 0,
+ * STS_ERR_IO, STS_ERR_PERM, STS_ERR_PARSE, STS_ERR_TOO_BIG, STS_ERR_NOMEM. */
 int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errlen);
 
 /* 1 if pub is in t, else 0. Every key is compared, each in constant time,

@@ -160,6 +160,19 @@ static int l_write_public_key(lua_State *L)
     return save(L, path, pub, STS_KEY_PUBLIC, force);
 }
 
+/* sts.check_trust(path) -> number of keys | nil, message: the file read as
+ * every trust option reads it, for a config check that must not open it
+ * with io.open (which waits forever on a FIFO). */
+static int l_check_trust(lua_State *L)
+{
+    struct sts_trust t;
+    char err[512];
+    if (sts_trust_load(&t, luaL_checkstring(L, 1), err, sizeof err) != 0) return stsl_fail(L, "%s", err);
+    lua_pushinteger(L, (lua_Integer)t.n);
+    sts_trust_free(&t);
+    return 1;
+}
+
 void stsl_open_key(lua_State *L)
 {
     static const luaL_Reg meta[] = {
@@ -171,7 +184,7 @@ void stsl_open_key(lua_State *L)
     };
     static const luaL_Reg functions[] = {
         { "keygen", l_keygen }, { "load_key", l_load_key }, { "write_public_key", l_write_public_key },
-        { NULL, NULL },
+        { "check_trust", l_check_trust }, { NULL, NULL },
     };
     stsl_new_class(L, KEY_MT, meta, methods);
     luaL_setfuncs(L, functions, 0);

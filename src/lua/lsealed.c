@@ -391,12 +391,12 @@ static void index_sort(struct trust_index *t, const char *path)
 
 static int index_load(struct trust_index *t, const char *path, char *err, size_t errlen)
 {
-    uint8_t *text;
+    char *text;
     size_t len;
     unsigned line = 0;
-    int rc = sts_read_file(path, STS_TRUST_FILE_MAX, &text, &len, err, errlen);
+    int rc = sts_trust_read(path, &text, &len, err, errlen);
     if (rc != 0) return rc;
-    rc = sts_trust_parse_named((const char *)text, len, index_add, t, &line);
+    rc = sts_trust_parse_named(text, len, index_add, t, &line);
     free(text);
     if (rc == 0) {
         index_sort(t, path);

@@ -3,6 +3,8 @@
 #include "util/error.h"
 #include "util/unit.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,9 +175,6 @@ static void test_trust_load(const char *dir)
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0);
     CHECK(strstr(err, "ok.trust:1: words after the topic binding (start a comment with '#')") != NULL);
 
-    write_file(path, "", 0644);
-    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == 0 && !sts_trust_contains(&t, one));
-    sts_trust_free(&t);
     unlink(path);
 
     snprintf(path, sizeof path, "%s/bad.trust", dir);
@@ -184,7 +183,7 @@ static void test_trust_load(const char *dir)
     CHECK(strstr(err, "/bad.trust:3: not a public key (64 hex digits, then an optional name and topic binding)") != NULL);
     unlink(path);
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_IO);
-    CHECK(strncmp(err, "trust: cannot open ", 19) == 0 && strstr(err, "/bad.trust") != NULL);
+    CHECK(strncmp(err, "trust: ", 7) == 0 && strstr(err, "cannot open ") != NULL && strstr(err, "/bad.trust: No such file") != NULL);
 
     /* The key limit, and a list that grows past its first allocations. */
     snprintf(path, sizeof path, "%s/many.trust", dir);
@@ -197,8 +196,129 @@ static void test_trust_load(const char *dir)
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_TOO_BIG && t.n == 0);
     CHECK(strstr(err, "many.trust:100001: more than 100000 keys") != NULL);
     unlink(path);
-    /* What never ends is not read forever. */
-    CHECK(sts_trust_load(&t, "/dev/zero", err, sizeof err) == STS_ERR_TOO_BIG && t.n == 0);
+}
+
+/* A trust load that fails with rc, t left empty, and err saying why. */
+static void refused_trust(const char *path, int rc, const char *why)
+{
+    struct sts_trust t;
+    char err[512];
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == rc && t.n == 0 && t.entries == NULL);
+    CHECK(strncmp(err, "trust: ", 7) == 0 && strstr(err, path) != NULL);
+    CHECK(strstr(err, why) != NULL);
+}
+
+/* What is no trust file: refused with the file and the reason, never
+ * waited on, never read past the limit. */
+static void test_trust_refused(const char *dir)
+{
+    struct sts_trust t;
+    char path[128], link[160], err[512];
+
+    refused_trust(dir, STS_ERR_IO, "not a regular file (a directory)");
+    snprintf(path, sizeof path, "%s/fifo.trust", dir);
+    CHECK(mkfifo(path, 0600) == 0);
+    refused_trust(path, STS_ERR_IO, "not a regular file (a FIFO)"); /* with no writer: no wait */
+    unlink(path);
+    refused_trust("/dev/zero", STS_ERR_IO, "not a regular file (a device)");
+
+    snprintf(path, sizeof path, "%s/empty.trust", dir);
+    write_file(path, "", 0644);
+    refused_trust(path, STS_ERR_PARSE, "empty.trust: empty");
+    write_file(path, "# no one yet\n\n   \nsts-key v1 x25519-public\n", 0644);
+    refused_trust(path, STS_ERR_PARSE, "empty.trust: no keys, only comments and blank lines");
+
+    /* Anyone may write it: refused whatever it holds; o-w makes it good. */
+    write_file(path, KEY_HEX_1 "\n", 0666);
+    refused_trust(path, STS_ERR_PERM, "empty.trust: writable by everyone (mode 666)");
+    chmod(path, 0664);
+    CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == 1);
+    sts_trust_free(&t);
+    /* A link is followed: the checks are the opened file's. */
+    snprintf(link, sizeof link, "%s/link.trust", dir);
+    CHECK(symlink(path, link) == 0);
+    CHECK(sts_trust_load(&t, link, err, sizeof err) == 0 && t.n == 1);
+    sts_trust_free(&t);
+    chmod(path, 0666);
+    refused_trust(link, STS_ERR_PERM, "writable by everyone");
+    unlink(link);
+
+    /* Over the limit: refused by its size, before a byte is read. */
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)STS_TRUST_FILE_MAX + 1) == 0);
+    close(fd);
+    chmod(path, 0644);
+    refused_trust(path, STS_ERR_TOO_BIG, "larger than 33554432 bytes");
+    unlink(path);
+
+    /* The same reader serves every trust file: the text, or the refusal. */
+    char *text;
+    size_t len;
+    write_file(path, "# a\n" KEY_HEX_2 " b\n", 0644);
+    CHECK(sts_trust_read(path, &text, &len, err, sizeof err) == 0 && len == 71 && text[len] == 0);
+    free(text);
+    write_file(path, "#", 0644);
+    CHECK(sts_trust_read(path, &text, &len, err, sizeof err) == STS_ERR_PARSE && strncmp(err, path, strlen(path)) == 0);
+    unlink(path);
+}
+
+/* A key load that fails with rc and err saying why. */
+static void refused_key(const char *path, enum sts_key_kind kind, int rc, const char *why)
+{
+    uint8_t key[32];
+    char err[512];
+    CHECK(sts_key_load(key, path, kind, err, sizeof err) == rc);
+    CHECK(strstr(err, path) != NULL && strstr(err, why) != NULL);
+}
+
+/* Key files: regular, bounded, not empty; a private one ours alone, a
+ * public one nobody else may swap. */
+static void test_key_refused(const char *dir, const uint8_t priv[32], const uint8_t pub[32])
+{
+    char path[128], text[STS_KEY_TEXT_MAX];
+    uint8_t back[32];
+
+    refused_key(dir, STS_KEY_PRIVATE, STS_ERR_IO, "not a regular file (a directory)");
+    snprintf(path, sizeof path, "%s/fifo.key", dir);
+    CHECK(mkfifo(path, 0600) == 0);
+    refused_key(path, STS_KEY_PRIVATE, STS_ERR_IO, "not a regular file (a FIFO)");
+    refused_key(path, STS_KEY_PUBLIC, STS_ERR_IO, "not a regular file (a FIFO)");
+    unlink(path);
+
+    snprintf(path, sizeof path, "%s/empty.key", dir);
+    write_file(path, "", 0600);
+    refused_key(path, STS_KEY_PRIVATE, STS_ERR_PARSE, "empty.key: empty");
+    char big[STS_KEY_FILE_MAX + 2];
+    memset(big, '\n', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    write_file(path, big, 0600);
+    refused_key(path, STS_KEY_PRIVATE, STS_ERR_TOO_BIG, "larger than 4096 bytes");
+    unlink(path);
+
+    /* A private key someone else owns: refused even at mode 600. Root can
+     * give the file away; anyone else reads one of root's. */
+    snprintf(path, sizeof path, "%s/theirs.key", dir);
+    sts_key_format(text, priv, STS_KEY_PRIVATE);
+    write_file(path, text, 0600);
+    if (geteuid() == 0) {
+        CHECK(chown(path, 65534, 65534) == 0);
+        refused_key(path, STS_KEY_PRIVATE, STS_ERR_PERM, "private key is owned by uid 65534, not by this user (uid 0); chown it");
+        CHECK(chown(path, 0, 0) == 0);
+        CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, text, sizeof text) == 0);
+    } else {
+        refused_key("/etc/passwd", STS_KEY_PRIVATE, STS_ERR_PERM, "private key is owned by uid 0, not by this user");
+    }
+    unlink(path);
+
+    /* A pinned public key anyone may write is as good as anyone's. */
+    snprintf(path, sizeof path, "%s/peer.pub", dir);
+    sts_key_format(text, pub, STS_KEY_PUBLIC);
+    write_file(path, text, 0646);
+    refused_key(path, STS_KEY_PUBLIC, STS_ERR_PERM, "peer.pub: writable by everyone (mode 646)");
+    chmod(path, 0644);
+    CHECK(sts_key_load(back, path, STS_KEY_PUBLIC, text, sizeof text) == 0);
+    CHECK_MEM(back, pub, 32);
+    unlink(path);
 }
 
 int main(void)
@@ -254,6 +374,8 @@ int main(void)
     CHECK(sts_key_load(back, path, STS_KEY_PRIVATE, err, sizeof err) == STS_ERR_IO);
     test_save(dir);
     test_trust_load(dir);
+    test_trust_refused(dir);
+    test_key_refused(dir, priv, pub);
     CHECK(rmdir(dir) == 0);
 
     /* Trust lists: comments, blank lines, pasted .pub headers, comments after keys. */
