@@ -859,6 +859,7 @@ static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t
     case STS_FRAME_ENC:
     case STS_FRAME_KILL: return on_sealed(s, now, &f, frame);
     case STS_FRAME_RESYNC: return on_resync(s, now);
+    case STS_FRAME_COOKIE: return STS_REASON_STATE; /* no responder sends one yet */
     case STS_FRAME_AUTHACK: break;
     }
     return STS_REASON_UNKNOWN_TYPE;

@@ -76,6 +76,8 @@ static int decode_body(struct sts_frame *f, const uint8_t *body, size_t len, enu
         return 0;
     case STS_FRAME_RESYNC:
         return len == 0 ? 0 : refuse(why, STS_REASON_MALFORMED);
+    case STS_FRAME_COOKIE:
+        return len == STS_FRAME_COOKIE_LEN ? 0 : refuse(why, STS_REASON_MALFORMED);
     case STS_FRAME_AUTHACK:
         break;
     }

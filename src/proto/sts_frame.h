@@ -20,7 +20,12 @@ enum sts_frame_type {
     STS_FRAME_ENC = 0x05,     /* transport data */
     STS_FRAME_KILL = 0x06,    /* authenticated close */
     STS_FRAME_RESYNC = 0x07,  /* unauthenticated "I have no session for you" */
+    STS_FRAME_COOKIE = 0x08,  /* unauthenticated "retry with this cookie" (a loaded responder) */
 };
+
+/* A COOKIE's body, and what an INITREQ that returns it carries after its
+ * Noise message. */
+#define STS_FRAME_COOKIE_LEN 16
 
 #define STS_FRAME_HEADER_LEN 2
 #define STS_FRAME_COUNTER_LEN 8
@@ -65,7 +70,8 @@ int sts_reason_error(enum sts_reason r);
 
 /* A decoded frame. body points into the decoded buffer:
  * INITREQ: the Noise message after the suite byte; INITACK, AUTHREQ: the
- * Noise message; ENC, KILL: ciphertext || tag; RESYNC: empty. */
+ * Noise message; ENC, KILL: ciphertext || tag; RESYNC: empty; COOKIE: the
+ * cookie. */
 struct sts_frame {
     enum sts_frame_type type;
     uint8_t suite;    /* INITREQ only */

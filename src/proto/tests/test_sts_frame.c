@@ -68,7 +68,12 @@ static void test_rejections(void)
         if (decode(&f, buf, 40, &why) == STS_ERR_INVALID && why == STS_REASON_UNKNOWN_TYPE)
             unknown++;
     }
-    CHECK(unknown == 256 - 6);
+    CHECK(unknown == 256 - 7);
+
+    /* COOKIE: exactly its cookie. */
+    buf[1] = STS_FRAME_COOKIE;
+    CHECK(decode(&f, buf, 2 + STS_FRAME_COOKIE_LEN, &why) == 0 && f.body_len == STS_FRAME_COOKIE_LEN);
+    CHECK(decode(&f, buf, 1 + STS_FRAME_COOKIE_LEN, &why) != 0 && why == STS_REASON_MALFORMED);
 
     /* Every version but 1. */
     int bad_version = 0;
