@@ -13,7 +13,14 @@
  *
  * While any signal is watched the pipe's source is registered on the loop, so
  * it counts in sts_loop_pending: a process waiting for its SIGTERM keeps
- * running. Everything shares the one loop of the first watch. */
+ * running. Everything shares the one loop of the first watch.
+ *
+ * A signal may also have a default: what runs when it arrives while nothing
+ * watches it (the host's clean shutdown on SIGTERM and SIGINT). A default
+ * keeps nothing running (the pipe's source is weak while only defaults are
+ * set), and serves only while sts_signal_serve_defaults is on (while the loop
+ * runs): off, the signal does what it did before, so a process busy outside
+ * the loop still dies of its SIGTERM. */
 #ifndef STS_LOOP_SIGNALS_H
 #define STS_LOOP_SIGNALS_H
 
@@ -31,12 +38,23 @@ int sts_signal_supported(int signo);
  * (errno says why) when the pipe or the handler could not be set up. */
 int sts_signal_watch(struct sts_loop *loop, int signo, sts_signal_fn fn, void *ud);
 
-/* Stops watching signo and restores the disposition it had before the first
- * watch (SIG_DFL for a process that set none). An arrival the loop has not
- * seen yet is dropped, unless the signal is watched again before the loop's
- * next turn. Unwatching an unwatched signal does nothing. */
+/* Stops watching signo. With a default set, the default serves again;
+ * otherwise the disposition from before the first watch or default comes back
+ * (SIG_DFL for a process that set none) and an arrival the loop has not seen
+ * yet is dropped, unless the signal is watched again before the loop's next
+ * turn. Unwatching an unwatched signal does nothing. */
 void sts_signal_unwatch(int signo);
 
 int sts_signal_watched(int signo);
+
+/* Sets fn(signo, ud) as signo's default (fn NULL removes it). Only over
+ * SIG_DFL: a signal the process ignores (nohup, a background job's SIGINT)
+ * or handles otherwise is left alone and 1 returned. Otherwise as
+ * sts_signal_watch. */
+int sts_signal_default(struct sts_loop *loop, int signo, sts_signal_fn fn, void *ud);
+
+/* Defaults serve (on != 0) or not; returns the previous setting. Async-signal
+ * safe to read: the handler looks at it. */
+int sts_signal_serve_defaults(int on);
 
 #endif

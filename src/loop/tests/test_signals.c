@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const int all[] = { SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2 };
 #define NALL (sizeof all / sizeof all[0])
@@ -185,6 +187,67 @@ static void test_arrival_at_unwatch(struct sts_loop *loop)
     sts_signal_unwatch(SIGUSR2);
 }
 
+static int defaults_called[64];
+
+static void count_default(int signo, void *ud)
+{
+    CHECK(ud == defaults_called);
+    defaults_called[signo]++;
+}
+
+/* A default runs while serving and nothing watches the signal; a watch takes
+ * over and gives it back; alone it keeps the loop from nothing. */
+static void test_default(struct sts_loop *loop)
+{
+    memset(defaults_called, 0, sizeof defaults_called);
+    forget_calls();
+    CHECK(sts_signal_default(loop, SIGTERM, count_default, defaults_called) == 0);
+    CHECK(sts_loop_pending(loop) == 0);
+    CHECK(sts_loop_once(loop, -1) == STS_LOOP_EMPTY);
+    int was = sts_signal_serve_defaults(1);
+    CHECK(raise(SIGTERM) == 0);
+    CHECK(sts_loop_once(loop, 0) == STS_LOOP_RAN);
+    CHECK(defaults_called[SIGTERM] == 1);
+
+    CHECK(sts_signal_watch(loop, SIGTERM, record, &calls) == 0);
+    CHECK(sts_loop_pending(loop) == 1);
+    CHECK(raise(SIGTERM) == 0);
+    CHECK(sts_loop_once(loop, 0) == STS_LOOP_RAN);
+    CHECK(calls[SIGTERM] == 1 && defaults_called[SIGTERM] == 1);
+    sts_signal_unwatch(SIGTERM);
+    CHECK(handler_of(SIGTERM) != SIG_DFL);
+    CHECK(raise(SIGTERM) == 0);
+    CHECK(sts_loop_once(loop, 0) == STS_LOOP_RAN);
+    CHECK(defaults_called[SIGTERM] == 2);
+
+    CHECK(sts_signal_default(loop, SIGTERM, NULL, NULL) == 0);
+    CHECK(handler_of(SIGTERM) == SIG_DFL);
+    CHECK(sts_loop_pending(loop) == 0);
+    sts_signal_serve_defaults(was);
+}
+
+/* Not serving, a default lets the signal do what it did: a child with only a
+ * default on SIGTERM dies of it. An ignored signal gets no default. */
+static void test_default_off_duty(struct sts_loop *loop)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        sts_signal_serve_defaults(0);
+        if (sts_signal_default(loop, SIGTERM, count_default, defaults_called) != 0) _exit(2);
+        raise(SIGTERM);
+        _exit(3); /* not reached: SIGTERM ended the process */
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+
+    CHECK(signal(SIGINT, SIG_IGN) != SIG_ERR);
+    CHECK(sts_signal_default(loop, SIGINT, count_default, defaults_called) == 1);
+    CHECK(handler_of(SIGINT) == SIG_IGN);
+    CHECK(signal(SIGINT, SIG_DFL) != SIG_ERR);
+}
+
 int main(void)
 {
     struct sts_loop *loop = sts_loop_default();
@@ -197,5 +260,7 @@ int main(void)
     test_pending(loop);
     test_unwatch_from_a_watcher(loop);
     test_arrival_at_unwatch(loop);
+    test_default(loop);
+    test_default_off_duty(loop);
     return unit_done();
 }
