@@ -7,9 +7,15 @@
  *     --> { frames = { ... }, event = "ready" | "message" | "killed" | nil,
  *           message = "text" }                    or nil, reason
  *   side:seal("text") --> frame     side:kill() --> frame     (or nil, reason)
- *   side:state()      --> "wait_initreq", ..., "established", "closed"
+ *   side:check("text") --> true     (or nil, reason: what seal would say)
+ *   side:restart()    --> frames    (a fresh key pair; a master's INITREQ)
+ *   side:max_message() --> bytes    side:state() --> "wait_initreq", ..., "closed"
  *
+ * Events: "ready", "message", "killed", "restarted" (a slave: a new INITREQ
+ * dropped the session or the handshake so far).
  * Options: role = "master" | "slave", mode = "nosec" | "ecb" | "cbc";
+ * pub = the topic the frames go out on, where the original receives them:
+ * no frame over its limit there is built (STS_LEGACY_ORIGINAL_RECEIVE);
  * priv = a 32-byte X25519 private key instead of a fresh one (tests);
  * key = a 32-byte session key: the side starts established, as after a
  * handshake made elsewhere (replaying a recorded session). A rejected frame
@@ -28,9 +34,16 @@ static struct sts_legacy *check_legacy(lua_State *L)
     return luaL_checkudata(L, 1, LEGACY_MT);
 }
 
+/* nil and why; a message over the original's limit is told the limit. */
 static int fail(lua_State *L, const struct sts_legacy *ctx)
 {
-    return stsl_fail(L, "%s", sts_legacy_reason_text(ctx->reason));
+    if (ctx->reason != STS_LEGACY_PEER_LIMIT) return stsl_fail(L, "%s", sts_legacy_reason_text(ctx->reason));
+    int blocks = ctx->mode != STS_LEGACY_NOSEC;
+    return stsl_fail(L,
+                     "message too long for the original: on this topic it receives frames of at most %d bytes "
+                     "(1019 - %d topic bytes%s), so at most %d bytes of message",
+                     (int)ctx->max_frame, (int)ctx->topic_len, blocks ? ", in whole 16-byte blocks" : "",
+                     (int)sts_legacy_max_message(ctx));
 }
 
 /* An optional option of exactly 32 bytes, or NULL. */
@@ -65,7 +78,7 @@ static void resume_session(struct sts_legacy *ctx, const uint8_t key[32])
 
 static int l_new(lua_State *L)
 {
-    static const char *const known[] = { "role", "mode", "priv", "key", NULL };
+    static const char *const known[] = { "role", "mode", "priv", "key", "pub", NULL };
     static const char *const roles[] = { "master", "slave", NULL };
     static const char *const modes[] = { "nosec", "ecb", "cbc", NULL };
     static const enum sts_legacy_role role_of[] = { STS_LEGACY_MASTER, STS_LEGACY_SLAVE };
@@ -76,11 +89,15 @@ static int l_new(lua_State *L)
     int mode = opt_choice(L, 1, "mode", modes);
     const uint8_t *priv = opt_key(L, 1, "priv");
     const uint8_t *key = opt_key(L, 1, "key");
+    const char *pub = stsl_opt_string(L, 1, "pub", NULL);
     if (key && mode_of[mode] == STS_LEGACY_NOSEC) luaL_error(L, "option 'key' needs mode ecb or cbc");
 
     struct sts_legacy *ctx = lua_newuserdatauv(L, sizeof *ctx, 0);
     luaL_setmetatable(L, LEGACY_MT);
     if (sts_legacy_init(ctx, role_of[role], mode_of[mode], priv) != 0) return fail(L, ctx);
+    if (pub && sts_legacy_set_peer_topic(ctx, strlen(pub)) != 0)
+        luaL_error(L, "sts.legacy.new: option 'pub': the original receives no handshake frame on a topic of %d bytes",
+                   (int)strlen(pub));
     if (key) resume_session(ctx, key);
     return 1;
 }
@@ -105,11 +122,23 @@ static int legacy_start(lua_State *L)
     return 1;
 }
 
+/* side:restart() -> frames (a master's INITREQ) | nil, why */
+static int legacy_restart(lua_State *L)
+{
+    struct sts_legacy *ctx = check_legacy(L);
+    struct sts_legacy_output out;
+
+    if (sts_legacy_restart(ctx, &out) != 0) return fail(L, ctx);
+    push_frames(L, &out);
+    return 1;
+}
+
 static void push_result(lua_State *L, const struct sts_legacy_output *out)
 {
     static const char *const events[] = {
         [STS_LEGACY_NONE] = NULL, [STS_LEGACY_READY] = "ready",
         [STS_LEGACY_MESSAGE] = "message", [STS_LEGACY_KILLED] = "killed",
+        [STS_LEGACY_RESTARTED] = "restarted",
     };
     lua_createtable(L, 0, 3);
     push_frames(L, out);
@@ -155,6 +184,24 @@ static int legacy_seal(lua_State *L)
     return push_frame(L, ctx, buf, sts_legacy_seal(ctx, msg, len, buf, sizeof buf));
 }
 
+/* side:check(text) -> true | nil, why: whether seal would take it now. */
+static int legacy_check(lua_State *L)
+{
+    struct sts_legacy *ctx = check_legacy(L);
+    size_t len;
+    const char *msg = luaL_checklstring(L, 2, &len);
+
+    if (sts_legacy_check(ctx, msg, len) != 0) return fail(L, ctx);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int legacy_max_message(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)sts_legacy_max_message(check_legacy(L)));
+    return 1;
+}
+
 static int legacy_kill(lua_State *L)
 {
     struct sts_legacy *ctx = check_legacy(L);
@@ -196,7 +243,8 @@ void stsl_open_legacy(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "start", legacy_start }, { "receive", legacy_receive }, { "seal", legacy_seal },
-        { "kill", legacy_kill }, { "state", legacy_state }, { "close", legacy_close },
+        { "check", legacy_check }, { "kill", legacy_kill }, { "restart", legacy_restart },
+        { "max_message", legacy_max_message }, { "state", legacy_state }, { "close", legacy_close },
         { NULL, NULL },
     };
     static const luaL_Reg meta[] = {

@@ -34,6 +34,7 @@ static const struct {
     [STS_LEGACY_NOSEC_KILL] = { STS_ERR_UNSUPPORTED, "nosec mode has no KILL" },
     [STS_LEGACY_MESSAGE_TOO_BIG] = { STS_ERR_TOO_BIG, "message too long for one frame or the buffer" },
     [STS_LEGACY_MESSAGE_NUL] = { STS_ERR_INVALID, "message contains a NUL byte" },
+    [STS_LEGACY_PEER_LIMIT] = { STS_ERR_TOO_BIG, "message too long for the original's receive limit on its topic" },
     [STS_LEGACY_CRYPTO_FAILED] = { STS_ERR_CRYPTO, "random generator or cipher failed" },
 };
 
@@ -158,14 +159,23 @@ static const struct transition {
     enum sts_legacy_state to;
     unsigned nreplies;
     enum header replies[2];
+    int restart; /* a new handshake: the keys so far are dropped */
 } transitions[] = {
-    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_INITACK, H_INITACK, STS_LEGACY_WAIT_KEYACK, 1, { H_KEYREQ } },
-    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_KEYACK, H_KEYACK, STS_LEGACY_WAIT_KEYREQ, 0, { 0 } },
-    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_KEYREQ, H_KEYREQ, STS_LEGACY_ESTABLISHED, 1, { H_KEYACK } },
-    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_INITREQ, H_INITREQ, STS_LEGACY_WAIT_KEYREQ, 1, { H_INITACK } },
+    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_INITACK, H_INITACK, STS_LEGACY_WAIT_KEYACK, 1, { H_KEYREQ }, 0 },
+    /* The answer to a repeated INITREQ, after the first: nothing to do. */
+    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_KEYACK, H_INITACK, STS_LEGACY_WAIT_KEYACK, 0, { 0 }, 0 },
+    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_KEYACK, H_KEYACK, STS_LEGACY_WAIT_KEYREQ, 0, { 0 }, 0 },
+    { STS_LEGACY_MASTER, STS_LEGACY_WAIT_KEYREQ, H_KEYREQ, STS_LEGACY_ESTABLISHED, 1, { H_KEYACK }, 0 },
+    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_INITREQ, H_INITREQ, STS_LEGACY_WAIT_KEYREQ, 1, { H_INITACK }, 0 },
+    /* A master resending INITREQ before our INITACK reached it: answer again. */
+    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_KEYREQ, H_INITREQ, STS_LEGACY_WAIT_KEYREQ, 1, { H_INITACK }, 0 },
     { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_KEYREQ, H_KEYREQ, STS_LEGACY_WAIT_KEYACK, 2,
-      { H_KEYACK, H_KEYREQ } },
-    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_KEYACK, H_KEYACK, STS_LEGACY_ESTABLISHED, 0, { 0 } },
+      { H_KEYACK, H_KEYREQ }, 0 },
+    /* After our KEYREQ a master sends INITREQ only when it starts over
+     * (restarted, or its handshake stalled): so do we. */
+    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_KEYACK, H_INITREQ, STS_LEGACY_WAIT_KEYREQ, 1, { H_INITACK }, 1 },
+    { STS_LEGACY_SLAVE, STS_LEGACY_WAIT_KEYACK, H_KEYACK, STS_LEGACY_ESTABLISHED, 0, { 0 }, 0 },
+    { STS_LEGACY_SLAVE, STS_LEGACY_ESTABLISHED, H_INITREQ, STS_LEGACY_WAIT_KEYREQ, 1, { H_INITACK }, 1 },
 };
 
 static const struct transition *find_transition(const struct sts_legacy *ctx, enum header h)
@@ -197,6 +207,23 @@ static enum sts_legacy_reason derive_key(struct sts_legacy *ctx, const uint8_t *
     return r;
 }
 
+/* A fresh key pair, the session key dropped: nothing changes if the DRBG fails. */
+static enum sts_legacy_reason new_keys(struct sts_legacy *ctx)
+{
+    uint8_t priv[STS_X25519_LEN], pub[STS_X25519_LEN];
+    enum sts_legacy_reason r = STS_LEGACY_CRYPTO_FAILED;
+
+    if (sts_x25519_keypair(priv, pub) == 0) {
+        memcpy(ctx->priv, priv, sizeof priv);
+        memcpy(ctx->pub, pub, sizeof pub);
+        mbedtls_platform_zeroize(ctx->key, sizeof ctx->key);
+        mbedtls_platform_zeroize(ctx->iv, sizeof ctx->iv);
+        r = STS_LEGACY_OK;
+    }
+    mbedtls_platform_zeroize(priv, sizeof priv);
+    return r;
+}
+
 static enum sts_legacy_reason handshake_step(struct sts_legacy *ctx, const uint8_t *frame,
                                              size_t len, struct sts_legacy_output *out)
 {
@@ -210,11 +237,13 @@ static enum sts_legacy_reason handshake_step(struct sts_legacy *ctx, const uint8
     if (t == NULL) return STS_LEGACY_WRONG_STATE;
     if (h == H_KEYREQ) r = derive_key(ctx, body, bodylen);
     else if (!body_is(h, body, bodylen)) r = STS_LEGACY_BAD_BODY;
+    if (r == STS_LEGACY_OK && t->restart) r = new_keys(ctx);
     if (r != STS_LEGACY_OK) return r;
 
     for (unsigned i = 0; i < t->nreplies; i++) emit(out, t->replies[i], ctx->pub);
     ctx->state = t->to;
     if (t->to == STS_LEGACY_ESTABLISHED) out->event = STS_LEGACY_READY;
+    if (t->restart) out->event = STS_LEGACY_RESTARTED;
     return STS_LEGACY_OK;
 }
 
@@ -240,6 +269,7 @@ static int encrypt_padded(struct sts_legacy *ctx, uint8_t *plain, size_t len,
     uint8_t iv[STS_AES_BLOCK_LEN];
     int n;
 
+    if (padded > ctx->max_frame) return reject(ctx, STS_LEGACY_PEER_LIMIT);
     if (padded > outmax) return reject(ctx, STS_LEGACY_MESSAGE_TOO_BIG);
     memset(plain + len, 0, padded - len);
     memcpy(iv, ctx->iv, sizeof iv);
@@ -323,6 +353,7 @@ int sts_legacy_init(struct sts_legacy *ctx, enum sts_legacy_role role,
     mbedtls_platform_zeroize(ctx, sizeof *ctx);
     ctx->role = role;
     ctx->mode = mode;
+    ctx->max_frame = STS_LEGACY_MAX_FRAME;
     if ((role != STS_LEGACY_MASTER && role != STS_LEGACY_SLAVE)
         || (mode != STS_LEGACY_NOSEC && mode != STS_LEGACY_ECB && mode != STS_LEGACY_CBC)) {
         ctx->state = STS_LEGACY_CLOSED;
@@ -370,6 +401,43 @@ int sts_legacy_start(struct sts_legacy *ctx, struct sts_legacy_output *out)
     return 0;
 }
 
+/* A slave's session ends at a new INITREQ (never ciphertext: 15 bytes). */
+static int restarts(const struct sts_legacy *ctx, const uint8_t *frame, size_t len)
+{
+    static const char initreq[] = "INITREQ:request";
+    return ctx->role == STS_LEGACY_SLAVE && ctx->mode != STS_LEGACY_NOSEC && len == sizeof initreq - 1
+           && memcmp(frame, initreq, len) == 0;
+}
+
+int sts_legacy_restart(struct sts_legacy *ctx, struct sts_legacy_output *out)
+{
+    clear_output(out);
+    if (ctx->mode == STS_LEGACY_NOSEC) return 0;
+    enum sts_legacy_reason r = new_keys(ctx);
+    if (r != STS_LEGACY_OK) return reject(ctx, r);
+    if (ctx->role == STS_LEGACY_SLAVE) {
+        ctx->state = STS_LEGACY_WAIT_INITREQ;
+        return 0;
+    }
+    ctx->state = STS_LEGACY_IDLE;
+    return sts_legacy_start(ctx, out);
+}
+
+int sts_legacy_set_peer_topic(struct sts_legacy *ctx, size_t topic_len)
+{
+    if (topic_len == 0 || topic_len > 1019 - STS_LEGACY_MAX_HANDSHAKE) return STS_ERR_TOO_BIG;
+    size_t limit = STS_LEGACY_ORIGINAL_RECEIVE(topic_len);
+    if (ctx->mode != STS_LEGACY_NOSEC) limit -= limit % STS_AES_BLOCK_LEN;
+    ctx->max_frame = limit < STS_LEGACY_MAX_FRAME ? limit : STS_LEGACY_MAX_FRAME;
+    ctx->topic_len = topic_len;
+    return 0;
+}
+
+size_t sts_legacy_max_message(const struct sts_legacy *ctx)
+{
+    return ctx->mode == STS_LEGACY_NOSEC ? ctx->max_frame : ctx->max_frame - 5;
+}
+
 int sts_legacy_receive(struct sts_legacy *ctx, const uint8_t *frame, size_t len,
                        struct sts_legacy_output *out)
 {
@@ -378,7 +446,8 @@ int sts_legacy_receive(struct sts_legacy *ctx, const uint8_t *frame, size_t len,
     clear_output(out);
     if (len > STS_LEGACY_MAX_FRAME) r = STS_LEGACY_FRAME_TOO_BIG;
     else if (ctx->state == STS_LEGACY_CLOSED) r = STS_LEGACY_SESSION_CLOSED;
-    else if (ctx->state != STS_LEGACY_ESTABLISHED) r = handshake_step(ctx, frame, len, out);
+    else if (ctx->state != STS_LEGACY_ESTABLISHED || restarts(ctx, frame, len))
+        r = handshake_step(ctx, frame, len, out);
     else if (ctx->mode != STS_LEGACY_NOSEC) r = open_frame(ctx, frame, len, out);
     else take_plain(frame, len, out);
     return r == STS_LEGACY_OK ? 0 : reject(ctx, r);
@@ -391,21 +460,28 @@ static enum sts_legacy_reason check_established(const struct sts_legacy *ctx)
     return STS_LEGACY_OK;
 }
 
+int sts_legacy_check(struct sts_legacy *ctx, const char *msg, size_t len)
+{
+    enum sts_legacy_reason r = check_established(ctx);
+
+    if (r == STS_LEGACY_OK && len > 0 && memchr(msg, '\0', len) != NULL) r = STS_LEGACY_MESSAGE_NUL;
+    if (r == STS_LEGACY_OK && len > sts_legacy_max_message(ctx))
+        r = ctx->topic_len ? STS_LEGACY_PEER_LIMIT : STS_LEGACY_MESSAGE_TOO_BIG;
+    return r == STS_LEGACY_OK ? 0 : reject(ctx, r);
+}
+
 int sts_legacy_seal(struct sts_legacy *ctx, const char *msg, size_t len,
                     uint8_t *out, size_t outmax)
 {
     uint8_t plain[STS_LEGACY_MAX_FRAME];
-    enum sts_legacy_reason r = check_established(ctx);
+    int rc = sts_legacy_check(ctx, msg, len);
 
-    if (r != STS_LEGACY_OK) return reject(ctx, r);
-    if (len > 0 && memchr(msg, '\0', len) != NULL) return reject(ctx, STS_LEGACY_MESSAGE_NUL);
+    if (rc != 0) return rc;
     if (ctx->mode == STS_LEGACY_NOSEC) {
-        if (len > STS_LEGACY_MAX_FRAME || len > outmax)
-            return reject(ctx, STS_LEGACY_MESSAGE_TOO_BIG);
+        if (len > outmax) return reject(ctx, STS_LEGACY_MESSAGE_TOO_BIG);
         memcpy(out, msg, len);
         return (int)len;
     }
-    if (len > STS_LEGACY_MAX_MESSAGE) return reject(ctx, STS_LEGACY_MESSAGE_TOO_BIG);
     memcpy(plain, "ENC:", 4);
     memcpy(plain + 4, msg, len);
     plain[4 + len] = ' ';

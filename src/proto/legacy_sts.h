@@ -23,7 +23,13 @@
  * - the one trailing space the original appends to a message is removed on
  *   receipt, so send("a b") arrives as "a b";
  * - a KEYREQ with a non-empty Y (the older secp256k1 variant) is refused
- *   with STS_ERR_UNSUPPORTED: that variant is not implemented.
+ *   with STS_ERR_UNSUPPORTED: that variant is not implemented;
+ * - a slave takes a new INITREQ in any state: a repeat while it waits for
+ *   the KEYREQ is answered again, and one after its KEYREQ went out (or in
+ *   a session) starts the handshake over with a fresh key pair, as from a
+ *   restarted master; a master ignores a repeated INITACK;
+ * - with the peer's topic set, a frame the original could not receive is
+ *   refused (STS_LEGACY_PEER_LIMIT) instead of killing its session.
  * This keeps the original's weaknesses we cannot fix without breaking it:
  * no authentication of the peer, no integrity, no replay protection. */
 #ifndef STS_PROTO_LEGACY_STS_H
@@ -38,6 +44,12 @@
 #define STS_LEGACY_MAX_HANDSHAKE 80   /* room for "KEYREQ:X" + 64 digits + "Y" */
 /* The longest message in one frame: "ENC:" + message + " " fills it. */
 #define STS_LEGACY_MAX_MESSAGE (STS_LEGACY_MAX_FRAME - 5)
+
+/* The longest payload the original receives on a topic of n bytes: 1019 -
+ * n (observed; a longer frame ends its session, unannounced). That is its
+ * 1024-byte packet buffer less the 5 bytes of the fixed header, a 2-byte
+ * remaining length and the topic's length. */
+#define STS_LEGACY_ORIGINAL_RECEIVE(n) (1019 - (n))
 
 enum sts_legacy_role { STS_LEGACY_MASTER, STS_LEGACY_SLAVE };
 
@@ -76,6 +88,7 @@ enum sts_legacy_reason {
     STS_LEGACY_NOSEC_KILL,        /* nosec has no KILL */
     STS_LEGACY_MESSAGE_TOO_BIG,   /* over STS_LEGACY_MAX_MESSAGE, or out buffer */
     STS_LEGACY_MESSAGE_NUL,       /* a NUL would be lost in the zero padding */
+    STS_LEGACY_PEER_LIMIT,        /* the frame is over what the original receives */
     STS_LEGACY_CRYPTO_FAILED,     /* the DRBG or AES failed */
 };
 
@@ -87,6 +100,8 @@ struct sts_legacy {
     uint8_t priv[STS_X25519_LEN], pub[STS_X25519_LEN]; /* our X25519 key pair, RFC 7748 order */
     uint8_t key[STS_KEY_LEN];       /* AES-256 key = the raw shared secret */
     uint8_t iv[STS_AES_BLOCK_LEN];  /* CBC: the chain shared by both directions */
+    size_t max_frame;               /* the longest frame the peer receives */
+    size_t topic_len;               /* of the topic frames go out on; 0: not set */
 };
 
 enum sts_legacy_event {
@@ -94,6 +109,7 @@ enum sts_legacy_event {
     STS_LEGACY_READY,       /* the handshake just completed */
     STS_LEGACY_MESSAGE,     /* out->msg holds a message from the peer */
     STS_LEGACY_KILLED,      /* the peer closed the session */
+    STS_LEGACY_RESTARTED,   /* slave: a new INITREQ dropped the keys; handshaking again */
 };
 
 /* What one step produced: frames to publish, in order, and an event. */
@@ -115,6 +131,23 @@ struct sts_legacy_output {
 int sts_legacy_init(struct sts_legacy *ctx, enum sts_legacy_role role,
                     enum sts_legacy_mode mode, const uint8_t priv[STS_X25519_LEN]);
 
+/* The frames go out on a topic of topic_len bytes, which the original
+ * receives: from now on no frame over its limit there is built, neither by
+ * sts_legacy_seal nor sts_legacy_kill (STS_LEGACY_ORIGINAL_RECEIVE, in whole
+ * AES blocks unless nosec). STS_ERR_TOO_BIG if even a handshake frame would
+ * not fit. */
+int sts_legacy_set_peer_topic(struct sts_legacy *ctx, size_t topic_len);
+
+/* The longest message sts_legacy_seal takes: "ENC:", it and " " fill at
+ * most the longest frame, in whole blocks. */
+size_t sts_legacy_max_message(const struct sts_legacy *ctx);
+
+/* Drops the session, if any, and starts the handshake over with a fresh key
+ * pair from the DRBG (a handshake that stalled, say): a master emits
+ * INITREQ and waits for INITACK, a slave waits for INITREQ. Nothing to do in
+ * nosec. Returns 0 or a negative sts_error (the context then unchanged). */
+int sts_legacy_restart(struct sts_legacy *ctx, struct sts_legacy_output *out);
+
 /* Wipes every key; the context may then be initialised again. */
 void sts_legacy_free(struct sts_legacy *ctx);
 
@@ -128,6 +161,11 @@ int sts_legacy_start(struct sts_legacy *ctx, struct sts_legacy_output *out);
  * ctx (in CBC mode the chain stays where it was). */
 int sts_legacy_receive(struct sts_legacy *ctx, const uint8_t *frame, size_t len,
                        struct sts_legacy_output *out);
+
+/* Whether sts_legacy_seal would take msg now: the session is up, msg has
+ * no NUL and fits (sts_legacy_max_message). Returns 0 or a negative
+ * sts_error with ctx->reason set; changes nothing else. */
+int sts_legacy_check(struct sts_legacy *ctx, const char *msg, size_t len);
 
 /* Builds the frame carrying msg (len bytes, no NUL) into out (room for
  * outmax). Returns the frame length or a negative sts_error. */

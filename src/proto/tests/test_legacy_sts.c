@@ -224,7 +224,11 @@ static void inject_handshake_noise(struct sts_legacy *ctx, const uint8_t *genuin
     expect_reject_text(ctx, "HELLO:request", STS_ERR_PARSE, STS_LEGACY_UNKNOWN_HEADER);
     expect_reject_text(ctx, "initreq:request", STS_ERR_PARSE, STS_LEGACY_UNKNOWN_HEADER);
     for (size_t i = 0; i < sizeof well_formed / sizeof well_formed[0]; i++) {
-        if (strncmp(well_formed[i], (const char *)genuine, head) != 0)
+        /* A slave takes INITREQ in every state, a master a repeated INITACK
+         * while it waits for KEYACK (test_repeats_and_restarts). */
+        int taken = (ctx->role == STS_LEGACY_SLAVE && i == 0)
+                    || (ctx->state == STS_LEGACY_WAIT_KEYACK && ctx->role == STS_LEGACY_MASTER && i == 1);
+        if (!taken && strncmp(well_formed[i], (const char *)genuine, head) != 0)
             expect_reject_text(ctx, well_formed[i], STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
     }
     if (strncmp((const char *)genuine, "KEYREQ:", head) != 0) {
@@ -480,8 +484,10 @@ static void test_established_noise(enum sts_legacy_mode mode)
     bad[16] = 0;
     expect_reject(&slave, bad, 17, STS_ERR_INVALID, STS_LEGACY_CIPHER_LENGTH);
     expect_reject(&slave, huge, sizeof huge, STS_ERR_TOO_BIG, STS_LEGACY_FRAME_TOO_BIG);
-    expect_reject_text(&slave, "INITREQ:request", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
+    expect_reject_text(&master, "INITREQ:request", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
+    expect_reject_text(&slave, "INITACK:", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
     expect_reject_text(&slave, "KEYACK:", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
+    expect_reject_text(&slave, "INITREQ:req", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
     /* A flipped bit garbles the prefix; a zero block decrypts to noise. */
     memcpy(bad, frame, 16);
     bad[0] ^= 1;
@@ -508,6 +514,141 @@ static void test_established_noise(enum sts_legacy_mode mode)
     send_text(&master, &slave, "and still in step");
     sts_legacy_free(&master);
     sts_legacy_free(&slave);
+}
+
+/* Receives frame text, expecting success, the event and (if reply) the one reply. */
+static void receive_text(struct sts_legacy *ctx, const char *frame, enum sts_legacy_event event, const char *reply)
+{
+    struct sts_legacy_output out;
+    CHECK(sts_legacy_receive(ctx, u8(frame), strlen(frame), &out) == 0);
+    CHECK(out.event == event);
+    CHECK(out.nframes == (reply ? 1u : 0u));
+    if (reply && out.nframes == 1)
+        CHECK(out.frames[0].len == strlen(reply) && memcmp(out.frames[0].data, reply, strlen(reply)) == 0);
+}
+
+/* A handshake between master and slave of mode, frame by frame. */
+static void handshake_pair(struct sts_legacy *master, struct sts_legacy *slave, enum sts_legacy_mode mode,
+                           uint32_t mseed, uint32_t sseed)
+{
+    uint8_t mpriv[32], spriv[32];
+    seeded_priv(mpriv, mseed);
+    seeded_priv(spriv, sseed);
+    CHECK(sts_legacy_init(master, STS_LEGACY_MASTER, mode, mpriv) == 0);
+    CHECK(sts_legacy_init(slave, STS_LEGACY_SLAVE, mode, spriv) == 0);
+    handshake(master, slave, 0);
+}
+
+/* The master repeats INITREQ until INITACK comes (QoS 0 may lose either):
+ * a slave answers a repeat again, the master ignores the second INITACK.
+ * A master that starts over (restarted, or its handshake stalled) sends
+ * INITREQ after the slave's KEYREQ or in the session: the slave drops its
+ * keys, takes a fresh pair and handshakes again. */
+static void test_repeats_and_restarts(enum sts_legacy_mode mode)
+{
+    struct sts_legacy master, slave;
+    struct sts_legacy_output out;
+    uint8_t mpriv[32], spriv[32], old_pub[32], frame[64];
+    static const uint8_t zero[32];
+    struct queue m2s = { 0 }, s2m = { 0 };
+    int ready = 0;
+
+    seeded_priv(mpriv, 11);
+    seeded_priv(spriv, 12);
+    CHECK(sts_legacy_init(&master, STS_LEGACY_MASTER, mode, mpriv) == 0);
+    CHECK(sts_legacy_init(&slave, STS_LEGACY_SLAVE, mode, spriv) == 0);
+    CHECK(sts_legacy_start(&master, &out) == 0);
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_NONE, "INITACK:");
+    memcpy(old_pub, slave.pub, 32);
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_NONE, "INITACK:"); /* a repeat: same keys */
+    CHECK(slave.state == STS_LEGACY_WAIT_KEYREQ && memcmp(slave.pub, old_pub, 32) == 0);
+    CHECK(sts_legacy_receive(&master, u8("INITACK:"), 8, &out) == 0 && out.nframes == 1); /* KEYREQ */
+    push(&m2s, 'm', &out);
+    receive_text(&master, "INITACK:", STS_LEGACY_NONE, NULL); /* the repeat's answer */
+    CHECK(master.state == STS_LEGACY_WAIT_KEYACK);
+    pump(&slave, 's', &m2s, &s2m, &ready, 0); /* KEYACK, KEYREQ out: the slave waits for KEYACK */
+    CHECK(slave.state == STS_LEGACY_WAIT_KEYACK);
+
+    /* The master stalls and starts over: a fresh key pair and INITREQ. */
+    CHECK(sts_legacy_restart(&master, &out) == 0 && master.state == STS_LEGACY_WAIT_INITACK);
+    CHECK(out.nframes == 1 && out.frames[0].len == 15 && memcmp(out.frames[0].data, "INITREQ:request", 15) == 0);
+    CHECK(memcmp(master.priv, mpriv, 32) != 0 && memcmp(master.key, zero, 32) == 0);
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_RESTARTED, "INITACK:");
+    CHECK(slave.state == STS_LEGACY_WAIT_KEYREQ && memcmp(slave.pub, old_pub, 32) != 0);
+    CHECK(memcmp(slave.key, zero, 32) == 0);
+    s2m.n = 0;
+    CHECK(sts_legacy_receive(&master, u8("INITACK:"), 8, &out) == 0);
+    push(&m2s, 'm', &out);
+    for (int round = 0; round < 3 && (m2s.n || s2m.n); round++) {
+        pump(&slave, 's', &m2s, &s2m, &ready, 0);
+        pump(&master, 'm', &s2m, &m2s, &ready, 0);
+    }
+    CHECK(ready == 2 && master.state == STS_LEGACY_ESTABLISHED && slave.state == STS_LEGACY_ESTABLISHED);
+    CHECK_MEM(master.key, slave.key, 32);
+    send_text(&master, &slave, "after the restart");
+    send_text(&slave, &master, "in step");
+
+    /* In a session too: a restarted master's INITREQ starts a new handshake. */
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_RESTARTED, "INITACK:");
+    CHECK(slave.state == STS_LEGACY_WAIT_KEYREQ && memcmp(slave.key, zero, 32) == 0);
+    CHECK(sts_legacy_seal(&slave, "x", 1, frame, sizeof frame) == STS_ERR_STATE);
+    /* A slave restarted by its own timeout waits for INITREQ again. */
+    CHECK(sts_legacy_restart(&slave, &out) == 0 && out.nframes == 0 && slave.state == STS_LEGACY_WAIT_INITREQ);
+    sts_legacy_free(&master);
+    sts_legacy_free(&slave);
+
+    /* A master never takes INITREQ; nosec has nothing to restart. */
+    handshake_pair(&master, &slave, mode, 13, 14);
+    expect_reject_text(&master, "INITREQ:request", STS_ERR_STATE, STS_LEGACY_WRONG_STATE);
+    sts_legacy_free(&master);
+    sts_legacy_free(&slave);
+    CHECK(sts_legacy_init(&master, STS_LEGACY_MASTER, STS_LEGACY_NOSEC, NULL) == 0);
+    CHECK(sts_legacy_restart(&master, &out) == 0 && out.nframes == 0 && master.state == STS_LEGACY_ESTABLISHED);
+    receive_text(&master, "INITREQ:request", STS_LEGACY_MESSAGE, NULL);
+}
+
+/* The original receives 1019 - len(topic) bytes: on m2s 1016, so 1008 in
+ * whole blocks, 1003 bytes of message ("ENC:" + 1003 + " " = 1008). The
+ * issue's 1004 bytes made a 1024-byte frame that killed its session. */
+static void test_peer_limit(void)
+{
+    struct sts_legacy master, slave;
+    static char msg[STS_LEGACY_MAX_FRAME];
+    uint8_t frame[STS_LEGACY_MAX_FRAME];
+
+    memset(msg, 'm', sizeof msg);
+    handshake_pair(&master, &slave, STS_LEGACY_CBC, 15, 16);
+    CHECK(sts_legacy_max_message(&master) == STS_LEGACY_MAX_MESSAGE);
+    CHECK(sts_legacy_set_peer_topic(&master, 3) == 0);
+    CHECK(master.max_frame == 1008 && sts_legacy_max_message(&master) == 1003);
+    CHECK(sts_legacy_check(&master, msg, 1003) == 0);
+    CHECK(sts_legacy_check(&master, msg, 1004) == STS_ERR_TOO_BIG && master.reason == STS_LEGACY_PEER_LIMIT);
+    CHECK(sts_legacy_seal(&master, msg, 1004, frame, sizeof frame) == STS_ERR_TOO_BIG);
+    CHECK(master.reason == STS_LEGACY_PEER_LIMIT);
+    CHECK(sts_legacy_seal(&master, msg, sizeof msg, frame, sizeof frame) == STS_ERR_TOO_BIG);
+    CHECK(master.reason == STS_LEGACY_PEER_LIMIT);
+    /* The refusals moved no chain: the longest frame that fits goes through. */
+    msg[1003] = 0;
+    CHECK(send_one(&master, &slave, msg, frame) == 1008);
+    msg[1003] = 'm';
+    send_text(&slave, &master, "in step");
+    /* The limit follows the topic: 1019 - 20 = 999, 992 in blocks, 987 of message. */
+    CHECK(sts_legacy_set_peer_topic(&master, 20) == 0 && sts_legacy_max_message(&master) == 987);
+    CHECK(sts_legacy_check(&master, msg, 988) == STS_ERR_TOO_BIG);
+    /* A topic so long that a KEYREQ would not fit, or none, is refused. */
+    CHECK(sts_legacy_set_peer_topic(&master, 1019 - STS_LEGACY_MAX_HANDSHAKE) == 0);
+    CHECK(sts_legacy_set_peer_topic(&master, 1019 - STS_LEGACY_MAX_HANDSHAKE + 1) == STS_ERR_TOO_BIG);
+    CHECK(sts_legacy_set_peer_topic(&master, 0) == STS_ERR_TOO_BIG);
+    sts_legacy_free(&master);
+    sts_legacy_free(&slave);
+
+    /* nosec: plain text, the limit unrounded: 1016 bytes on m2s. */
+    CHECK(sts_legacy_init(&master, STS_LEGACY_MASTER, STS_LEGACY_NOSEC, NULL) == 0);
+    CHECK(sts_legacy_set_peer_topic(&master, 3) == 0 && sts_legacy_max_message(&master) == 1016);
+    CHECK(sts_legacy_seal(&master, msg, 1016, frame, sizeof frame) == 1016);
+    CHECK(sts_legacy_seal(&master, msg, 1017, frame, sizeof frame) == STS_ERR_TOO_BIG);
+    CHECK(master.reason == STS_LEGACY_PEER_LIMIT);
+    sts_legacy_free(&master);
 }
 
 static void test_nosec(void)
@@ -596,6 +737,9 @@ int main(void)
     test_established_noise(STS_LEGACY_ECB);
     test_established_noise(STS_LEGACY_CBC);
     test_nosec();
+    test_repeats_and_restarts(STS_LEGACY_ECB);
+    test_repeats_and_restarts(STS_LEGACY_CBC);
+    test_peer_limit();
     test_reason_texts();
     test_free_wipes();
     return unit_done();
