@@ -29,6 +29,9 @@ local shell = {}
 local HANDSHAKE_WAIT = 10       -- seconds sendenc waits for a handshake in progress
 local INITREQ_FIRST_RETRY = 0.5 -- then doubling up to INITREQ_MAX_RETRY
 local INITREQ_MAX_RETRY = 8
+local LEGACY_STALL = 3          -- seconds a legacy handshake past INITREQ may take before it starts over
+local ORIGINAL_SLAVE_DELAY = 1  -- the original slave turns encryption on this long after KEYACK
+local HOLD_MARGIN = 0.2         -- a master's first encrypted frames go this much later still
 local MAX_REJECT_NOTES = 20     -- rejected frames reported one by one, then only counted
 
 -- --- output ---------------------------------------------------------------------
@@ -182,9 +185,10 @@ local LEGACY_WARNING = "warning: the original STS protocol has neither integrity
   .. "anyone who can publish on '%s' can alter or forge messages, or pose as the %s "
   .. "(protocol = sts has both)"
 
+--- A side whose frames fit what the original receives on our topic.
 local function new_side(s)
   if s.side then s.side:close() end
-  s.side = sts.legacy.new{ role = s.role, mode = s.aes }
+  s.side = sts.legacy.new{ role = s.role, mode = s.aes, pub = s.pubtop }
   s.handshake_at = nil
 end
 
@@ -195,6 +199,7 @@ end
 --- QoS 0 may lose the INITREQ, and the slave may start later: the master
 -- sends it again, less and less often, until an INITACK comes back.
 local function resend_initreq(s, frames, delay)
+  if s.retry then s.retry:cancel() end
   s.retry = sts.after(delay, function()
     if s.stopped or s.side:state() ~= "wait_initack" then return end
     if delay == INITREQ_FIRST_RETRY then
@@ -205,28 +210,110 @@ local function resend_initreq(s, frames, delay)
   end)
 end
 
+--- A master's handshake from the start: INITREQ, repeated until answered.
+local function send_initreq(s, frames)
+  s.handshake_at = sts.now()
+  pcall(publish_frames, s, frames)
+  resend_initreq(s, frames, INITREQ_FIRST_RETRY)
+end
+
+--- The session is gone (KILL, a new handshake): sendenc waits for the next.
+local function unready(s)
+  if s.ready_at then s.ready, s.ready_at = sts.future(), nil end
+end
+
+--- A handshake that stalls past INITREQ (the original slave hangs on some
+-- keys; QoS 0 may lose a frame) starts over after LEGACY_STALL seconds: the
+-- master with a fresh key and INITREQ, the slave waiting for one.
+local function restart_handshake(s)
+  local stalled = s.side:state():gsub("_", " ")
+  local frames = assert(s.side:restart())
+  s.handshake_at = nil
+  if s.role == "master" then
+    say("the handshake stalled in %s for %d s; starting over with INITREQ and a new key "
+      .. "(an original slave that hung must be restarted)", stalled, LEGACY_STALL)
+    send_initreq(s, frames)
+  else
+    say("the handshake stalled in %s for %d s; waiting for a new INITREQ on '%s'", stalled, LEGACY_STALL, s.subtop)
+  end
+end
+
+--- Arms the stall timer while a handshake is past INITREQ, disarms it otherwise.
+local function watch_handshake(s)
+  local state = s.side:state()
+  local midway = state == "wait_keyack" or state == "wait_keyreq"
+  if not midway and s.stall then
+    s.stall:cancel()
+    s.stall = nil
+  elseif midway and not s.stall then
+    s.stall = sts.after(LEGACY_STALL, function()
+      s.stall = nil
+      local now = s.side:state()
+      if not s.stopped and (now == "wait_keyack" or now == "wait_keyreq") then restart_handshake(s) end
+    end)
+  end
+end
+
 function legacy.begin(s)
   s:subscribe()
   say(LEGACY_WARNING, s.subtop, s:peer_role())
   new_side(s)
   if s.role == "master" then
-    local frames = assert(s.side:start())
-    s.handshake_at = sts.now()
-    publish_frames(s, frames)
-    resend_initreq(s, frames, INITREQ_FIRST_RETRY)
+    send_initreq(s, assert(s.side:start()))
     say("INITREQ sent on '%s'; waiting for the slave", s.pubtop)
   else
     say("waiting for the master's INITREQ on '%s'", s.subtop)
   end
 end
 
+local function send_sealed(s, text)
+  local frame, why = s.side:seal(text)
+  if not frame then fail("cannot send: %s", why) end
+  s:send_message(frame)
+end
+
+--- Sends what sendenc held back, in order, each sealed only now: in CBC the
+-- chain is the last block sent or received, so it stays in step.
+local function release_held(s)
+  if s.hold then s.hold:cancel() end
+  local held = s.held or {}
+  s.hold, s.held, s.hold_until = nil, nil, nil
+  for _, text in ipairs(held) do
+    local ok, err = pcall(send_sealed, s, text)
+    if not ok then say("error: a held message was not sent: %s", err) end
+  end
+end
+
+--- The original slave drops what comes before it turns encryption on, one
+-- second after KEYACK: a master holds its encrypted messages until just
+-- after (ORIGINAL_SLAVE_DELAY + HOLD_MARGIN), queued, not dropped.
+local function hold_encrypted(s)
+  local delay = ORIGINAL_SLAVE_DELAY + HOLD_MARGIN
+  s.held, s.hold_until = {}, sts.now() + delay
+  s.hold = sts.after(delay, function() release_held(s) end)
+end
+
+local function drop_held(s)
+  if s.held and #s.held > 0 then say("%d held message(s) not sent: the session ended", #s.held) end
+  if s.hold then s.hold:cancel() end
+  s.hold, s.held, s.hold_until = nil, nil, nil
+end
+
 local function legacy_killed(s)
   say("the %s ended the session (KILL)", s:peer_role())
+  drop_held(s)
   if s.role == "slave" then
+    unready(s)
     new_side(s)
-    s.ready = sts.future()
     say("waiting for a new INITREQ on '%s'", s.subtop)
   end
+end
+
+--- A slave: a new INITREQ from a master that restarted (or started over).
+local function legacy_restarted(s)
+  say("the master started a new handshake (INITREQ): the keys so far are dropped")
+  unready(s)
+  s.handshake_at = sts.now()
 end
 
 function legacy.incoming(s, payload)
@@ -236,22 +323,39 @@ function legacy.incoming(s, payload)
   local ok, err = pcall(publish_frames, s, r.frames)
   if not ok then say("error: could not answer the %s: %s", s:peer_role(), err) end
   if r.event == "ready" then
+    if s.role == "master" then hold_encrypted(s) end -- before a waiting sendenc runs
     s:established(("original STS protocol, %s, %s"):format(s.role, s.aes:upper()))
   elseif r.event == "message" then
     s:show_incoming(r.message)
   elseif r.event == "killed" then
     legacy_killed(s)
+  elseif r.event == "restarted" then
+    legacy_restarted(s)
+  end
+  watch_handshake(s)
+end
+
+--- Refused at once if the original could not receive it; held while its
+-- slave has not turned encryption on.
+function legacy.sendenc(s, text)
+  local ok, why = s.side:check(text)
+  if not ok then fail("cannot send: %s", why) end
+  if not s.held then return send_sealed(s, text) end
+  s.held[#s.held + 1] = text
+  if #s.held == 1 then
+    say("held until the slave turns encryption on (%.1f s after KEYACK); then sent in order",
+      ORIGINAL_SLAVE_DELAY + HOLD_MARGIN)
   end
 end
 
-function legacy.sendenc(s, text)
-  local frame, why = s.side:seal(text)
-  if not frame then fail("cannot send: %s", why) end
-  s:send_message(frame)
-end
-
+--- The held messages and the KILL wait for the slave's encryption too.
 function legacy.stop(s)
   if s.retry then s.retry:cancel() end
+  if s.stall then s.stall:cancel() end
+  if s.hold_until then
+    sts.sleep(math.max(0, s.hold_until - sts.now()))
+    release_held(s)
+  end
   if s.side:state() == "established" then
     local frame = s.side:kill()
     if frame and pcall(s.publish, s, frame) then say("sent KILL to the %s", s:peer_role()) end
@@ -268,7 +372,16 @@ function legacy.state(s)
   if state == "established" then
     state = ("%s (handshake %.1f ms)"):format(state, ms(s.ready_at - s.handshake_at))
   end
+  if s.held and #s.held > 0 then
+    state = ("%s, %d message(s) held until the slave turns encryption on"):format(state, #s.held)
+  end
   return state
+end
+
+--- The longest message the original receives on our topic.
+function legacy.details(s)
+  return { ("limit:    %d bytes a message (what the original receives on '%s')"):format(s.side:max_message(),
+    s.pubtop) }
 end
 
 -- sts: the native protocol, through sts.handshake.
