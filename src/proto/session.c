@@ -53,6 +53,9 @@ struct attempt {
     uint8_t suite;
     uint8_t promoted;      /* its keys became cur before confirmation */
     uint8_t e[STS_X25519_LEN]; /* our ephemeral private key, to rebuild the handshake */
+    uint64_t stamp;        /* an IK INITREQ's timestamp (§ Replayed INITREQs) */
+    uint8_t cookie[STS_FRAME_COOKIE_LEN]; /* initiator: the responder's, when it asked (§ Cookies) */
+    uint8_t has_cookie;
     double expires, resend_at, interval;
     enum sts_reason last_reject;
     uint8_t in[STS_FRAME_HANDSHAKE_MAX];  /* the last handshake frame taken in */
@@ -93,6 +96,9 @@ struct sts_session {
     struct scratch rx, tx;
     int failure; /* the sts_error behind the last STS_REASON_INTERNAL */
     double established_at, last_resync;
+    /* Initiator: the last timestamp sent; responder: the greatest one of an
+     * INITREQ that authenticated, below which INITREQs are replays. */
+    uint64_t last_stamp;
     struct sts_session_stats stats;
 };
 
@@ -453,22 +459,50 @@ static int attempt_open_noise(struct sts_session *s, struct attempt *a)
     return err;
 }
 
+/* Only an IK INITREQ has a payload: its timestamp (§ Replayed INITREQs). */
+static size_t payload_len(const struct attempt *a, enum sts_frame_type type)
+{
+    return type == STS_FRAME_INITREQ && a->suite >> 4 == STS_PATTERN_IK ? STS_SESSION_TIMESTAMP_LEN : 0;
+}
+
+/* The cookie, if the responder asked for one, follows the Noise message. */
+static void attach_cookie(struct attempt *a)
+{
+    if (!a->has_cookie || a->out_len + STS_FRAME_COOKIE_LEN > sizeof a->out)
+        return;
+    memcpy(a->out + a->out_len, a->cookie, STS_FRAME_COOKIE_LEN);
+    a->out_len += STS_FRAME_COOKIE_LEN;
+}
+
 /* Writes the next handshake message as a frame of type into a->out. */
 static int attempt_write(struct attempt *a, enum sts_frame_type type)
 {
-    size_t head = sts_frame_put_header(a->out, type), len;
+    uint8_t payload[STS_SESSION_TIMESTAMP_LEN];
+    size_t head = sts_frame_put_header(a->out, type), len, plen = payload_len(a, type);
     if (type == STS_FRAME_INITREQ)
         a->out[head++] = a->suite;
-    int err = sts_noise_hs_write(a->noise, NULL, 0, a->out + head, sizeof a->out - head, &len);
+    for (size_t i = 0; i < plen; i++)
+        payload[i] = (uint8_t)(a->stamp >> (56 - 8 * i));
+    int err = sts_noise_hs_write(a->noise, payload, plen, a->out + head, sizeof a->out - head, &len);
     a->out_len = err ? 0 : head + len;
+    if (!err && type == STS_FRAME_INITREQ)
+        attach_cookie(a);
     return err;
 }
 
-static int attempt_read(struct attempt *a, const struct sts_frame *f)
+/* Reads a handshake message; an IK INITREQ's timestamp goes to a->stamp. */
+static int attempt_read(struct attempt *a, const struct sts_frame *f, enum sts_frame_type type)
 {
-    uint8_t payload[1]; /* handshake payloads are empty */
-    size_t plen;
-    return sts_noise_hs_read(a->noise, f->body, f->body_len, payload, 0, &plen);
+    uint8_t payload[STS_SESSION_TIMESTAMP_LEN];
+    size_t want = payload_len(a, type), plen;
+    int err = sts_noise_hs_read(a->noise, f->body, f->body_len, payload, want, &plen);
+    if (!err && plen != want)
+        err = STS_ERR_INVALID;
+    a->stamp = 0;
+    for (size_t i = 0; !err && i < plen; i++)
+        a->stamp = a->stamp << 8 | payload[i];
+    mbedtls_platform_zeroize(payload, sizeof payload);
+    return err;
 }
 
 /* A failed read leaves the HandshakeState unusable. Rebuild it to where it
@@ -485,7 +519,7 @@ static int attempt_rebuild(struct sts_session *s, struct attempt *a)
     enum sts_reason why;
     err = sts_frame_decode(&f, a->in, a->in_len, 0, &why);
     if (!err)
-        err = attempt_read(a, &f);
+        err = attempt_read(a, &f, STS_FRAME_INITREQ);
     return err ? err : attempt_write(a, STS_FRAME_INITACK);
 }
 
@@ -522,6 +556,14 @@ static int attempt_waits(const struct attempt *a)
     return a->phase != DONE;
 }
 
+/* Only an initiator retransmits on its own: a responder answers each
+ * (re-sent) message once, so that input it cannot authenticate yet never
+ * costs it more than one reply (§ Retransmission). */
+static int attempt_resends(const struct sts_session *s, const struct attempt *a)
+{
+    return is_initiator(s) && attempt_waits(a);
+}
+
 /* A DONE attempt only answers duplicates: it never blocks a new handshake. */
 static int handshake_in_flight(const struct sts_session *s)
 {
@@ -536,11 +578,15 @@ static void attempt_resend(struct sts_session *s, struct attempt *a)
 
 static int is_duplicate(const struct attempt *a, const uint8_t *frame, size_t len)
 {
+    const uint8_t *cookie;
+    len = sts_initreq_cookie(frame, len, &cookie);
     return a && a->in_len == len && memcmp(a->in, frame, len) == 0;
 }
 
 static void attempt_take_in(struct attempt *a, const uint8_t *frame, size_t len)
 {
+    const uint8_t *cookie;
+    len = sts_initreq_cookie(frame, len, &cookie);
     memcpy(a->in, frame, len);
     a->in_len = len;
 }
@@ -565,14 +611,15 @@ static int attempt_split(struct attempt *a, struct keyset *ks)
 }
 
 /* We sent the last handshake message, a->out (§ Confirmation): the keys
- * wait for the peer's first valid ENC, except that with no session at all
- * they serve at once (optimistically) and are dropped if unconfirmed by the
- * deadline. */
+ * wait for the peer's first valid ENC, except that an initiator with no
+ * session at all uses them at once (optimistically) and drops them if
+ * unconfirmed by the deadline. A responder never does: an IK INITREQ may be
+ * a replay, and only a frame under the new keys shows a live initiator. */
 static void attempt_await_confirm(struct sts_session *s, struct attempt *a, double now)
 {
     a->phase = AWAIT_CONFIRM;
     attempt_send(s, a, now);
-    if (s->cur.live)
+    if (s->cur.live || !is_initiator(s))
         return;
     a->promoted = 1;
     a->pending.confirm_by = a->expires;
@@ -636,13 +683,18 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
         return r;
 
     struct attempt *a;
+    struct sts_frame body = *f;
+    const uint8_t *cookie;
+    body.body_len -= len - sts_initreq_cookie(frame, len, &cookie);
     int err = attempt_new(&a, s, now, f->suite);
     if (err)
         return internal(s, err);
-    err = attempt_read(a, f);
+    err = attempt_read(a, &body, STS_FRAME_INITREQ);
     const uint8_t *peer = err ? NULL : sts_noise_hs_remote_static(a->noise);
     if (err)
         r = noise_reason(s, err);
+    else if (payload_len(a, STS_FRAME_INITREQ) && a->stamp <= s->last_stamp)
+        r = STS_REASON_REPLAY; /* an IK INITREQ older than one already taken */
     else if (peer && !peer_acceptable(s, peer))
         r = STS_REASON_UNTRUSTED;
     else if ((err = attempt_write(a, STS_FRAME_INITACK)) != 0)
@@ -657,6 +709,8 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     attempt_take_in(a, frame, len);
     drop_attempt(s);
     s->hs = a;
+    if (a->stamp)
+        s->last_stamp = a->stamp;
     if (two_messages) {
         attempt_await_confirm(s, a, now);
     } else {
@@ -699,7 +753,7 @@ static enum sts_reason internal_failure(struct sts_session *s, int err)
 static enum sts_reason read_and_check(struct sts_session *s, struct attempt *a,
                                       const struct sts_frame *f)
 {
-    int err = attempt_read(a, f);
+    int err = attempt_read(a, f, f->type);
     if (err)
         return refuse_message(s, a, noise_reason(s, err));
     const uint8_t *peer = sts_noise_hs_remote_static(a->noise);
@@ -846,6 +900,25 @@ static enum sts_reason on_resync(struct sts_session *s, double now)
     return err ? internal(s, err) : STS_REASON_NONE;
 }
 
+/* Initiator: a loaded responder asks that the INITREQ come back with a
+ * cookie (§ Cookies). Unauthenticated: it changes only what the next INITREQ
+ * carries, and a cookie already held is not answered again. */
+static enum sts_reason on_cookie(struct sts_session *s, const struct sts_frame *f)
+{
+    struct attempt *a = s->hs;
+    if (!is_initiator(s) || !a || a->phase != AWAIT_INITACK)
+        return STS_REASON_STATE;
+    if (a->has_cookie && memcmp(a->cookie, f->body, STS_FRAME_COOKIE_LEN) == 0)
+        return STS_REASON_STATE;
+    if (a->has_cookie)
+        a->out_len -= STS_FRAME_COOKIE_LEN;
+    memcpy(a->cookie, f->body, STS_FRAME_COOKIE_LEN);
+    a->has_cookie = 1;
+    attach_cookie(a);
+    attempt_resend(s, a);
+    return STS_REASON_NONE;
+}
+
 static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t *frame, size_t len)
 {
     struct sts_frame f;
@@ -859,7 +932,7 @@ static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t
     case STS_FRAME_ENC:
     case STS_FRAME_KILL: return on_sealed(s, now, &f, frame);
     case STS_FRAME_RESYNC: return on_resync(s, now);
-    case STS_FRAME_COOKIE: return STS_REASON_STATE; /* no responder sends one yet */
+    case STS_FRAME_COOKIE: return on_cookie(s, &f);
     case STS_FRAME_AUTHACK: break;
     }
     return STS_REASON_UNKNOWN_TYPE;
@@ -890,7 +963,7 @@ static void attempt_tick(struct sts_session *s, double now)
     struct attempt *a = s->hs;
     if (now >= a->expires) {
         attempt_expire(s);
-    } else if (attempt_waits(a) && now >= a->resend_at) {
+    } else if (attempt_resends(s, a) && now >= a->resend_at) {
         a->interval = fmin(2 * a->interval, s->cfg.retransmit_max);
         a->resend_at = now + a->interval;
         attempt_resend(s, a);
@@ -922,7 +995,7 @@ static double next_deadline(const struct sts_session *s)
     const struct keyset *ks = &s->cur;
     if (a) {
         t = fmin(t, a->expires);
-        if (attempt_waits(a))
+        if (attempt_resends(s, a))
             t = fmin(t, a->resend_at);
     }
     if (ks->live) {
@@ -1032,6 +1105,14 @@ int sts_session_new(struct sts_session **out, const struct sts_session_config *c
     return 0;
 }
 
+/* Strictly greater than the last one sent, whatever the clock does. */
+static uint64_t next_stamp(struct sts_session *s)
+{
+    uint64_t t = s->cfg.timestamp ? s->cfg.timestamp(s->cfg.ctx) : 0;
+    s->last_stamp = t > s->last_stamp ? t : s->last_stamp + 1;
+    return s->last_stamp;
+}
+
 int sts_session_start(struct sts_session *s, double now)
 {
     if (!is_initiator(s) || handshake_in_flight(s))
@@ -1041,6 +1122,7 @@ int sts_session_start(struct sts_session *s, double now)
     int err = attempt_new(&a, s, now, sts_frame_suite_byte(s->cfg.pattern, s->cfg.suite));
     if (err)
         return err;
+    a->stamp = next_stamp(s);
     err = attempt_write(a, STS_FRAME_INITREQ);
     if (err) {
         attempt_free(a);
@@ -1063,6 +1145,31 @@ int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame,
     s->stats.rejected[r]++;
     report_reason(s, STS_EVENT_REJECTED, r);
     return err;
+}
+
+int sts_session_is_retransmission(const struct sts_session *s, const uint8_t *frame, size_t len)
+{
+    return s->hs && s->hs->out_len && is_duplicate(s->hs, frame, len);
+}
+
+/* The length of an IK INITREQ's Noise message (e, s, timestamp, each
+ * encrypted one with its tag) and of the others' (e). */
+static size_t initreq_noise_len(uint8_t suite)
+{
+    if (suite >> 4 == STS_PATTERN_IK)
+        return 2 * STS_X25519_LEN + 2 * STS_FRAME_TAG_LEN + STS_SESSION_TIMESTAMP_LEN;
+    return STS_X25519_LEN;
+}
+
+size_t sts_initreq_cookie(const uint8_t *frame, size_t len, const uint8_t **cookie)
+{
+    size_t head = STS_FRAME_HEADER_LEN + 1;
+    *cookie = NULL;
+    if (len <= head || frame[1] != STS_FRAME_INITREQ ||
+        len != head + initreq_noise_len(frame[head - 1]) + STS_FRAME_COOKIE_LEN)
+        return len;
+    *cookie = frame + len - STS_FRAME_COOKIE_LEN;
+    return len - STS_FRAME_COOKIE_LEN;
 }
 
 int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_t len)

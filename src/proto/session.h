@@ -51,6 +51,7 @@ enum sts_session_state {
 #define STS_SESSION_HANDSHAKE_TIMEOUT 10.0
 
 /* Fixed protocol limits. */
+#define STS_SESSION_TIMESTAMP_LEN 8    /* the payload of an IK INITREQ */
 #define STS_SESSION_EPOCHS_AHEAD 4     /* receivers derive at most this many epochs forward */
 #define STS_SESSION_EPOCH_GRACE 60.0   /* seconds the previous receive key is kept */
 #define STS_SESSION_KILL_REASON_MAX 64 /* bytes of a KILL's reason text */
@@ -79,6 +80,10 @@ struct sts_session_config {
     double retransmit_max;   /* the doubling stops here (0: 8 s) */
     double handshake_timeout;/* whole handshake (0: 10 s) */
     size_t max_frame;        /* largest frame accepted or sent (0: STS_FRAME_MAX_DEFAULT) */
+    /* Initiator: the wall clock for the timestamp an IK INITREQ carries
+     * (§ Replayed INITREQs), in any unit that only grows across restarts
+     * (nanoseconds since 1970); NULL: a count from 1 in this session. */
+    uint64_t (*timestamp)(void *ctx);
     /* Publishes a frame on topic_out. Required. */
     void (*emit)(void *ctx, const uint8_t *frame, size_t len);
     /* Reports an event; may be NULL. */
@@ -119,6 +124,15 @@ int sts_session_start(struct sts_session *s, double now);
  * code: STS_ERR_NOMEM, STS_ERR_RNG or STS_ERR_CRYPTO. No input ends a
  * session except an authentic KILL. */
 int sts_session_receive(struct sts_session *s, double now, const uint8_t *frame, size_t len);
+
+/* Whether frame is a retransmission of the handshake message the session
+ * took last, which it answers from its cache (no DH). */
+int sts_session_is_retransmission(const struct sts_session *s, const uint8_t *frame, size_t len);
+
+/* An INITREQ's length without the cookie a loaded responder asked it to
+ * return (§ Cookies), setting *cookie to it (STS_FRAME_COOKIE_LEN bytes), or
+ * len and *cookie NULL when it carries none. Any other frame: len, NULL. */
+size_t sts_initreq_cookie(const uint8_t *frame, size_t len, const uint8_t **cookie);
 
 /* Encrypts and emits one message (an empty one is a keepalive: the peer does
  * not deliver it). STS_ERR_STATE without transport keys, STS_ERR_TOO_BIG over

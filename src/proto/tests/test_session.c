@@ -109,6 +109,14 @@ static int trust(void *ctx, const uint8_t pub[32])
     return 0;
 }
 
+/* A wall clock that only grows, across the "restarts" of a test too. */
+static uint64_t wall_clock(void *ctx)
+{
+    static uint64_t t;
+    (void)ctx;
+    return ++t;
+}
+
 static struct sts_session_config config(struct peer *p, enum sts_role role, const uint8_t *priv)
 {
     struct sts_session_config c = {
@@ -120,6 +128,7 @@ static struct sts_session_config config(struct peer *p, enum sts_role role, cons
         .emit = on_emit,
         .on_event = on_event,
         .ctx = p,
+        .timestamp = wall_clock,
     };
     return c;
 }
@@ -269,14 +278,14 @@ static void unpair(struct peer *i, struct peer *r)
 
 /* Handshake bytes from the Noise layouts (empty payloads, 16-byte tags):
  * XX: -> e (32); <- e, ee, s, es (32 + 32+16 + 16); -> s, se (32+16 + 16).
- * IK: -> e, es, s, ss (32 + 32+16 + 16); <- e, ee, se (32 + 16).
+ * IK: -> e, es, s, ss, timestamp (32 + 32+16 + 8+16); <- e, ee, se (32 + 16).
  * NN: -> e (32); <- e, ee (32 + 16).
  * Each frame adds version and type; INITREQ adds the suite byte. */
 static size_t expected_handshake_bytes(enum sts_pattern p)
 {
     switch (p) {
     case STS_PATTERN_XX: return (2 + 1 + 32) + (2 + 32 + 48 + 16) + (2 + 48 + 16);
-    case STS_PATTERN_IK: return (2 + 1 + 32 + 48 + 16) + (2 + 32 + 16);
+    case STS_PATTERN_IK: return (2 + 1 + 32 + 48 + 8 + 16) + (2 + 32 + 16);
     case STS_PATTERN_NN: return (2 + 1 + 32) + (2 + 32 + 16);
     }
     return 0;
@@ -661,8 +670,17 @@ static void lose_one(enum sts_pattern pattern, int lost)
         sts_session_tick(i.s, now);
         sts_session_tick(r.s, now);
     }
-    CHECK(i.established == 1 && r.established == 1);
-    CHECK(sts_session_stats(i.s)->retransmits + sts_session_stats(r.s)->retransmits >= 1);
+    /* A lost IK confirmation: the responder waits for a frame from a live
+     * initiator (§ Replayed INITREQs), and the first message is one. */
+    int confirmation_lost = pattern == STS_PATTERN_IK && lost == 2;
+    CHECK(i.established == 1 && r.established == !confirmation_lost);
+    if (confirmation_lost) {
+        send_text(&i, "hello");
+        pump(&i, &r);
+        CHECK(r.established == 1 && r.messages == 1);
+    } else {
+        CHECK(sts_session_stats(i.s)->retransmits + sts_session_stats(r.s)->retransmits >= 1);
+    }
     CHECK(still_works(&i, &r));
     /* Nothing is resent once both hold confirmed keys. */
     uint64_t re = sts_session_stats(i.s)->retransmits + sts_session_stats(r.s)->retransmits;
@@ -862,8 +880,9 @@ static void test_resync(void)
     unpair(&i, &r);
 
     /* IK: a restarted responder fed a replayed INITREQ holds keys nobody
-     * has (unconfirmed); the initiator's frames fail on them and still get
-     * a RESYNC, and the real handshake replaces the phantom. */
+     * has (pending, never reported established: § Replayed INITREQs); the
+     * initiator's frames fail on them and still get a RESYNC, and the real
+     * handshake replaces the phantom. */
     struct sts_session_config ci = initiator_config(&i, STS_PATTERN_IK);
     struct sts_session_config cr = config(&r, STS_ROLE_RESPONDER, r_priv);
     open_pair(&i, &r, &ci, &cr);
@@ -872,17 +891,19 @@ static void test_resync(void)
     peer_close(&r);
     peer_default(&r, STS_ROLE_RESPONDER, r_priv, i_pub);
     now += STS_SESSION_HANDSHAKE_TIMEOUT; /* past the initiator's RESYNC hold-off */
-    CHECK(deliver(&r, initreq) == 0 && r.established == 1);
+    CHECK(deliver(&r, initreq) == 0 && r.established == 0);
+    CHECK(sts_session_state(r.s) == STS_STATE_HANDSHAKE);
+    CHECK(r.nq == 1); /* one INITACK, never retransmitted */
     queue_clear(&r);
     now += 2;
     sts_session_tick(r.s, now);
-    queue_clear(&r); /* INITACK retransmissions */
+    CHECK(r.nq == 0 && r.established == 0);
     send_id(&i, 4);
     CHECK(deliver(&r, take(&i, 0)) == STS_ERR_AUTH);
     CHECK(r.nq == 1 && frame_type(r.q[0]) == STS_FRAME_RESYNC);
     CHECK(deliver(&i, take(&r, 0)) == 0);
     pump(&i, &r);
-    CHECK(r.established == 2 && r.failed == 0 && still_works(&i, &r));
+    CHECK(r.established == 1 && r.failed == 0 && still_works(&i, &r));
     now += STS_SESSION_HANDSHAKE_TIMEOUT;
     sts_session_tick(r.s, now);
     CHECK(r.failed == 0 && still_works(&i, &r));
@@ -1138,6 +1159,61 @@ static void test_low_order_initreq(void)
     peer_close(&r);
 }
 
+/* ---- replayed INITREQs and cookies ---------------------------------------------- */
+
+/* An IK INITREQ captured earlier and replayed while the genuine initiator
+ * re-handshakes is refused by its timestamp: it neither replaces the attempt
+ * in flight nor the session. */
+static void test_replayed_initreq(void)
+{
+    struct peer i, r;
+    struct sts_session_config ci = initiator_config(&i, STS_PATTERN_IK);
+    struct sts_session_config cr = config(&r, STS_ROLE_RESPONDER, r_priv);
+    open_pair(&i, &r, &ci, &cr);
+    struct frame old = copy_frame(i.q[0]);
+    CHECK(deliver(&r, take(&i, 0)) == 0);
+    CHECK(r.established == 0 && sts_session_state(r.s) == STS_STATE_HANDSHAKE); /* not before a live frame */
+    pump(&i, &r);
+    CHECK(r.established == 1 && still_works(&i, &r));
+    CHECK(sts_session_start(i.s, now) == 0);
+    CHECK(deliver(&r, take(&i, 0)) == 0);
+    struct frame replay = copy_frame(old);
+    CHECK(deliver(&r, old) == STS_ERR_REPLAY && rejected(&r, STS_REASON_REPLAY) == 1);
+    pump(&i, &r);
+    CHECK(i.established == 2 && r.established == 2 && still_works(&i, &r));
+    /* On a live session it changes nothing either. */
+    CHECK(deliver(&r, replay) == STS_ERR_REPLAY && r.nq == 0);
+    CHECK(r.established == 2 && still_works(&i, &r));
+    unpair(&i, &r);
+}
+
+/* A COOKIE makes the initiator send its INITREQ again at once with the
+ * cookie after it, which the responder's engine ignores. */
+static void test_cookie(void)
+{
+    struct peer i, r;
+    struct sts_session_config ci = initiator_config(&i, STS_PATTERN_IK);
+    struct sts_session_config cr = config(&r, STS_ROLE_RESPONDER, r_priv);
+    open_pair(&i, &r, &ci, &cr);
+    struct frame first = take(&i, 0);
+    uint8_t cookie[2 + STS_FRAME_COOKIE_LEN] = { 1, STS_FRAME_COOKIE };
+    for (int k = 0; k < STS_FRAME_COOKIE_LEN; k++)
+        cookie[2 + k] = (uint8_t)(0xa0 + k);
+    const uint8_t *in;
+    CHECK(sts_initreq_cookie(first.p, first.len, &in) == first.len && in == NULL);
+    CHECK(sts_session_receive(i.s, now, cookie, sizeof cookie) == 0 && i.nq == 1);
+    CHECK(i.q[0].len == first.len + STS_FRAME_COOKIE_LEN && memcmp(i.q[0].p, first.p, first.len) == 0);
+    CHECK(sts_initreq_cookie(i.q[0].p, i.q[0].len, &in) == first.len && in &&
+          memcmp(in, cookie + 2, STS_FRAME_COOKIE_LEN) == 0);
+    CHECK(sts_session_receive(i.s, now, cookie, sizeof cookie) == STS_ERR_STATE && i.nq == 1);
+    free(first.p);
+    pump(&i, &r);
+    CHECK(i.established == 1 && r.established == 1 && still_works(&i, &r));
+    /* A responder never acts on one. */
+    CHECK(sts_session_receive(r.s, now, cookie, sizeof cookie) == STS_ERR_STATE);
+    unpair(&i, &r);
+}
+
 int main(void)
 {
     if (sts_x25519_keypair(i_priv, i_pub) || sts_x25519_keypair(r_priv, r_pub) ||
@@ -1167,5 +1243,7 @@ int main(void)
     test_memory();
     test_message_sizes();
     test_low_order_initreq();
+    test_replayed_initreq();
+    test_cookie();
     return unit_done();
 }
