@@ -197,6 +197,14 @@ size_t sts_registry_deliver(struct sts_registry *r, const struct sts_mqtt_messag
     return n;
 }
 
+void *sts_registry_find(struct sts_registry *r, const char *topic)
+{
+    struct sts_filter *exact = find_exact(r, topic);
+    for (struct sts_mqtt_sub *sub = exact ? exact->subs : NULL; sub; sub = sub->next)
+        if (sub->fn) return sub->ud;
+    return NULL;
+}
+
 int sts_registry_wants(struct sts_registry *r, const char *topic)
 {
     struct sts_filter *exact = find_exact(r, topic);

@@ -62,6 +62,10 @@ int sts_filter_wanted_qos(const struct sts_filter *f);
  * *stop becomes true (the client closed). Returns how many it called. */
 size_t sts_registry_deliver(struct sts_registry *r, const struct sts_mqtt_message *msg, const int *stop);
 
+/* The user data of the first live subscriber of the exact filter `topic`,
+ * or NULL (a listener finds a topic's session without delivering to it). */
+void *sts_registry_find(struct sts_registry *r, const char *topic);
+
 /* Would any live subscriber take a message on `topic`? */
 int sts_registry_wants(struct sts_registry *r, const char *topic);
 
