@@ -3,14 +3,24 @@
  * (delivered, mutated, replayed), time jumps, re-handshakes and closes.
  * Checked: nothing crashes, and every delivered message is one the peer
  * really sent, delivered at most once (each carries a unique sequence
- * number). */
+ * number).
+ *
+ * Each input starts from the same state: fixed static keys, the generator
+ * restarted on its fixed stream (sts_random_fuzz_reset), a fresh pair
+ * handshaken at time 1, so the handshake's X25519s are remembered
+ * (x25519_memo.c) and a crash replays from its input alone. With
+ * STS_FUZZ_SEEDS=DIR the target writes its seeds into DIR and exits:
+ * fuzz/corpus/session is made so. */
+#include "crypto/random.h"
 #include "crypto/x25519.h"
 #include "proto/session.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define QMAX 64
@@ -25,9 +35,10 @@ struct end {
     uint8_t seen[SEQ_MAX]; /* messages of the other end delivered here */
 };
 
-static uint8_t i_priv[32], i_pub[32], r_priv[32], r_pub[32];
+static const uint8_t i_priv[32] = { 6 }, r_priv[32] = { 7 };
+static uint8_t i_pub[32], r_pub[32];
 static struct end ini, resp, listener;
-static double now = 1;
+static double now;
 
 static void on_emit(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -101,12 +112,9 @@ static void pump(size_t flip, uint8_t mask)
     }
 }
 
-/* An established pair, made once and again whenever an input ended it. */
-static void ensure_pair(void)
+/* A new established pair. */
+static void new_pair(void)
 {
-    if (ini.s && sts_session_state(ini.s) == STS_STATE_ESTABLISHED &&
-        sts_session_state(resp.s) == STS_STATE_ESTABLISHED)
-        return;
     open_end(&ini, STS_ROLE_INITIATOR);
     open_end(&resp, STS_ROLE_RESPONDER);
     ini.other = &resp;
@@ -129,19 +137,17 @@ static void send_numbered(struct end *e, const uint8_t *text, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int keys;
     static uint8_t saved[300];
-    static size_t saved_len;
-    if (!keys) {
-        if (sts_x25519_keypair(i_priv, i_pub) || sts_x25519_keypair(r_priv, r_pub))
-            abort();
-        keys = 1;
-    }
-    ensure_pair();
+    size_t saved_len = 0;
+
+    if (sts_random_fuzz_reset(1) != 0) abort();
+    now = 1;
+    new_pair();
+    if (sts_session_state(ini.s) != STS_STATE_ESTABLISHED) abort();
     open_end(&listener, STS_ROLE_RESPONDER);
 
-    /* Records: op, length, bytes; a bounded number, as handshakes are slow. */
-    for (int records = 0; records < 24 && size >= 2; records++) {
+    /* Records: op, length, bytes. */
+    for (int records = 0; records < 64 && size >= 2; records++) {
         uint8_t op = data[0] & 7;
         size_t len = data[1] < size - 2 ? data[1] : size - 2;
         const uint8_t *arg = data + 2;
@@ -175,7 +181,74 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         listener.nq = 0;
     }
-    sts_session_free(listener.s);
-    listener.s = NULL;
+    struct end *ends[] = { &ini, &resp, &listener };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        sts_session_free(ends[i]->s);
+        ends[i]->s = NULL;
+    }
+    return 0;
+}
+
+/* A record: op, length, bytes. */
+static size_t record(uint8_t *out, uint8_t op, const void *arg, size_t len)
+{
+    out[0] = op;
+    out[1] = (uint8_t)len;
+    memcpy(out + 2, arg, len);
+    return 2 + len;
+}
+
+static void write_seed(const char *dir, const char *name, const uint8_t *data, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) abort();
+}
+
+/* Messages both ways; a replay; a rekey's worth of traffic; a close; time
+ * passing over a re-handshake; and a stranger's genuine INITREQ for the
+ * listener. */
+static void write_seeds(const char *dir)
+{
+    uint8_t in[1024];
+    size_t n = 0;
+    n += record(in + n, 4, "hello", 5);
+    n += record(in + n, 4, "hi", 2);
+    n += record(in + n, 5, "", 0);
+    write_seed(dir, "traffic", in, n);
+    n += record(in + n, 6, "", 0);
+    write_seed(dir, "replay", in, n);
+    for (int i = 0; i < 8; i++) n += record(in + n, 4, "rekey!", 6 + (size_t)(i & 1));
+    n += record(in + n, 5, "", 0);
+    write_seed(dir, "rekeys", in, n);
+    n += record(in + n, 7, "\xff", 1);
+    n += record(in + n, 5, "", 0);
+    write_seed(dir, "close", in, n);
+    n = record(in, 7, "", 0);
+    n += record(in + n, 3, "\x08", 1);
+    n += record(in + n, 5, "\x03\x01", 2);
+    n += record(in + n, 4, "after", 5);
+    n += record(in + n, 5, "", 0);
+    write_seed(dir, "rehandshake", in, n);
+
+    struct end stranger = { 0 };
+    if (sts_random_fuzz_reset(2) != 0) abort();
+    open_end(&stranger, STS_ROLE_INITIATOR);
+    if (sts_session_start(stranger.s, 1) != 0 || stranger.nq != 1 || stranger.qlen[0] > 255) abort();
+    n = record(in, 0, stranger.q[0], stranger.qlen[0]);
+    write_seed(dir, "initreq", in, n);
+    sts_session_free(stranger.s);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    if (sts_x25519_public(i_pub, i_priv) != 0 || sts_x25519_public(r_pub, r_priv) != 0) abort();
+    const char *seeds = getenv("STS_FUZZ_SEEDS");
+    if (seeds) {
+        write_seeds(seeds);
+        exit(0);
+    }
     return 0;
 }

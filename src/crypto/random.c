@@ -4,6 +4,8 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 
+#include <string.h>
+
 static mbedtls_entropy_context entropy;
 static mbedtls_ctr_drbg_context drbg;
 static int seeded;
@@ -47,3 +49,33 @@ int sts_random_rng(void *p_rng, unsigned char *buf, size_t len)
     (void)p_rng;
     return sts_random(buf, len) == 0 ? 0 : MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
 }
+
+#ifdef STS_FUZZ
+static uint64_t fuzz_seed;
+
+/* The "entropy" of a fuzz build's generator: the seed, then zeros. */
+static int fuzz_entropy(void *ctx, unsigned char *out, size_t len)
+{
+    (void)ctx;
+    memset(out, 0, len);
+    memcpy(out, &fuzz_seed, len < sizeof fuzz_seed ? len : sizeof fuzz_seed);
+    return 0;
+}
+
+int sts_random_fuzz_reset(uint64_t seed)
+{
+    static const char personalization[] = "sts-lua fuzz drbg";
+
+    if (seeded) mbedtls_ctr_drbg_free(&drbg);
+    seeded = 0;
+    fuzz_seed = seed;
+    mbedtls_ctr_drbg_init(&drbg);
+    if (mbedtls_ctr_drbg_seed(&drbg, fuzz_entropy, NULL, (const unsigned char *)personalization,
+                              sizeof personalization - 1) != 0) {
+        mbedtls_ctr_drbg_free(&drbg);
+        return STS_ERR_RNG;
+    }
+    seeded = 1;
+    return 0;
+}
+#endif
