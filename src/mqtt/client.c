@@ -25,6 +25,54 @@
 #define CLAIM_WINDOW 10.0
 #define MAX_UNCLAIMED 10000
 
+/* libmosquitto numbers every publish with the next of 65,535 message ids,
+ * whether or not the last one with that id is still unacknowledged: past
+ * 65,535 outstanding publishes ids repeat. And its one publish callback
+ * reports both a QoS 1/2 publish acknowledged and a QoS 0 one written. So
+ * each id counts what it still owes, per kind: a callback is an
+ * acknowledgement when it comes from reading (acks are only read) and the id
+ * has no QoS 0 publish waiting to be written, which is written first. */
+struct outstanding {
+    uint16_t *acks;               /* per id: QoS 1/2 publishes not yet acknowledged */
+    uint16_t *writes;             /* per id: QoS 0 publishes not yet written */
+    int reading, publishing;      /* inside mosquitto_loop_read, inside mosquitto_publish */
+    int written_now;              /* the QoS 0 publish being made was written before its id came back */
+};
+
+/* libmosquitto 2.0.11 keeps an incoming QoS 2 message from PUBLISH until
+ * PUBREL and delivers it then, but queues a redelivered PUBLISH (DUP, after a
+ * reconnect, when the broker never got our PUBREC) behind the copy it holds
+ * instead of recognising it (handle__publish; upstream issues #1450, #1751).
+ * PUBREL releases the first copy only; the second stays, and the next message
+ * the broker sends with that id (65,535 messages later) is delivered as that
+ * stale copy while the real one waits for the id's next PUBREL: a duplicate,
+ * and a message lost or delivered an id cycle late. Its debug log names every
+ * PUBLISH and PUBREL as it reads them, before acting: from it we mirror its
+ * queue, deliver only a release of a message the broker has not released
+ * before, and when a PUBREL would release a stale copy instead, shut the
+ * socket for writing first. libmosquitto then drops that copy undelivered,
+ * its PUBCOMP unsent, and the broker repeats the PUBREL after the reconnect,
+ * now for the message behind it. Only sessions (clean_session false) see
+ * redeliveries, so only they pay for the log. */
+enum held_kind { HELD_LIVE, HELD_COPY, HELD_REPEAT };
+
+/* mosquitto 2.0.11 itself, restarted, may send again with DUP a PUBLISH
+ * whose PUBREL it had sent and we had answered (it restores the state it
+ * saved before). An id is not reused before 65,535 others (mosquitto numbers
+ * in turn): a DUP PUBLISH of an id among the last RECENT released, not held
+ * since, is such a repeat, answered as libmosquitto does, not delivered. */
+#define RECENT 4096
+
+struct held {
+    struct { uint16_t mid; uint8_t kind; } *v; /* in libmosquitto's order */
+    size_t n, cap;
+    int on;                       /* the log is parsed: deliveries are checked */
+    int releasing;                /* the id whose PUBREL libmosquitto is handling, 0: none to deliver */
+    uint16_t *recent;             /* ring of the last RECENT ids released */
+    size_t released;              /* how many ever were */
+    char *prefix;                 /* "Client <id> received " */
+};
+
 struct sts_mqtt {
     struct sts_source src;        /* first: the loop hands us back this pointer */
     struct sts_loop *loop;
@@ -50,7 +98,8 @@ struct sts_mqtt {
     struct sts_backlog unclaimed; /* messages nobody wanted yet */
     struct sts_timer claim;       /* hands them on, or drops them when too old */
 
-    uint8_t *unacked_mids;        /* bitmap over the 16-bit message ids of QoS 1/2 publishes in flight */
+    struct outstanding outstanding; /* what each message id still owes an on_publish call for */
+    struct held held;             /* libmosquitto's incoming QoS 2 messages, mirrored */
 
     int watching_drain;           /* on_drained is owed once drained */
     int closing;                  /* closed: finalized in the loop's closing phase */
@@ -175,23 +224,171 @@ static void on_claim(struct sts_timer *t, void *ud)
     if (m->unclaimed.head) sts_timer_start(m->loop, &m->claim, m->unclaimed.head->at + CLAIM_WINDOW - now, 0);
 }
 
-/* --- QoS 1/2 messages awaiting acknowledgement --------------------------- */
+/* --- what each message id owes (see struct outstanding) ------------------ */
 
-static int pending_mid_add(struct sts_mqtt *m, int mid)
+static int outstanding_ready(struct outstanding *o)
 {
-    if (!m->unacked_mids && !(m->unacked_mids = calloc(65536 / 8, 1))) return MOSQ_ERR_NOMEM;
-    m->unacked_mids[mid >> 3] |= (uint8_t)(1u << (mid & 7));
-    m->stats.unacked++;
-    return MOSQ_ERR_SUCCESS;
+    if (!o->acks) o->acks = calloc(65536, sizeof *o->acks);
+    if (!o->writes) o->writes = calloc(65536, sizeof *o->writes);
+    return o->acks && o->writes ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NOMEM;
 }
 
-static int pending_mid_remove(struct sts_mqtt *m, int mid)
+static void outstanding_add(struct sts_mqtt *m, int mid, int qos)
 {
-    uint8_t bit = (uint8_t)(1u << (mid & 7));
-    if (!m->unacked_mids || !(m->unacked_mids[mid >> 3] & bit)) return 0;
-    m->unacked_mids[mid >> 3] &= (uint8_t)~bit;
+    struct outstanding *o = &m->outstanding;
+    if (qos > 0) {
+        o->acks[mid]++;
+        m->stats.unacked++;
+    } else if (!o->written_now) {
+        o->writes[mid]++;
+    }
+}
+
+/* A publish callback for mid: settles what it stands for; 1 for an
+ * acknowledgement. A QoS 0 publish waiting with the same id is written before
+ * anything is acknowledged of the later one; inside mosquitto_publish the
+ * callback is the write of the QoS 0 publish being made. */
+static int outstanding_settle(struct sts_mqtt *m, int mid)
+{
+    struct outstanding *o = &m->outstanding;
+    if (!o->acks || mid < 1 || mid > 65535) return 0;
+    if (o->writes[mid]) {
+        o->writes[mid]--;
+        return 0;
+    }
+    if (o->publishing) {
+        o->written_now = 1;
+        return 0;
+    }
+    if (!o->reading || !o->acks[mid]) return 0;
+    o->acks[mid]--;
     m->stats.unacked--;
     return 1;
+}
+
+/* libmosquitto drops the packets it had not written when the connection
+ * goes: no QoS 0 publish is still to be written. */
+static void outstanding_forget_writes(struct outstanding *o)
+{
+    if (o->writes) memset(o->writes, 0, 65536 * sizeof *o->writes);
+}
+
+/* --- incoming QoS 2 messages libmosquitto holds (see struct held) -------- */
+
+static int held_find(const struct held *h, int mid, int live_only)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].mid == mid && (!live_only || h->v[i].kind == HELD_LIVE)) return (int)i;
+    return -1;
+}
+
+static int recently_released(const struct held *h, int mid)
+{
+    size_t n = h->released < RECENT ? h->released : RECENT;
+    for (size_t i = 0; i < n; i++)
+        if (h->recent[i] == mid) return 1;
+    return 0;
+}
+
+/* A QoS 2 PUBLISH libmosquitto is about to queue: a copy when it holds the
+ * id unreleased (the sender may not reuse an id before our PUBCOMP). */
+static void held_publish(struct sts_mqtt *m, int mid, int dup)
+{
+    struct held *h = &m->held;
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 32;
+        void *v = realloc(h->v, cap * sizeof *h->v);
+        if (!v) {
+            h->on = 0; /* cannot follow its queue any more: deliver as it does */
+            sts_warn("mqtt %s: out of memory: QoS 2 redeliveries are no longer checked", m->client_id);
+            return;
+        }
+        h->v = v;
+        h->cap = cap;
+    }
+    h->v[h->n].mid = (uint16_t)mid;
+    h->v[h->n].kind = held_find(h, mid, 1) >= 0             ? HELD_COPY
+                      : dup && recently_released(h, mid) ? HELD_REPEAT
+                                                         : HELD_LIVE;
+    h->n++;
+}
+
+/* A PUBREL libmosquitto is about to answer: it releases the first message it
+ * holds with the id. A stale copy must go undelivered, and the broker must
+ * repeat the PUBREL: the PUBCOMP libmosquitto is about to send must fail. */
+static void held_release(struct sts_mqtt *m, int mid)
+{
+    struct held *h = &m->held;
+    int i = held_find(h, mid, 0);
+    m->held.releasing = 0;
+    if (i < 0) return;
+    enum held_kind kind = h->v[i].kind;
+    memmove(&h->v[i], &h->v[i + 1], (h->n - (size_t)i - 1) * sizeof *h->v);
+    h->n--;
+    if (kind != HELD_COPY) {
+        h->recent[h->released++ % RECENT] = (uint16_t)mid;
+        h->releasing = kind == HELD_LIVE ? mid : 0; /* a repeat is dropped when delivered */
+        return;
+    }
+    m->stats.qos2_copies_dropped++;
+    sts_info("mqtt %s: reconnecting to drop a stale copy of QoS 2 message %d", m->client_id, mid);
+    shutdown(mosquitto_socket(m->mosq), SHUT_WR);
+}
+
+/* A connect that found no session: the broker will release none of the
+ * messages held, and sends new ones under their ids. */
+static void held_orphan(struct sts_mqtt *m)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < m->held.n; i++) {
+        live += m->held.v[i].kind == HELD_LIVE;
+        m->held.v[i].kind = HELD_COPY;
+    }
+    if (live)
+        sts_warn("mqtt %s: the broker kept no session: %zu QoS 2 messages received and never released are dropped",
+                 m->client_id, live);
+}
+
+/* Is this QoS 2 delivery the release of a message not released before? */
+static int held_deliverable(struct sts_mqtt *m, int mid)
+{
+    if (!m->held.on) return 1;
+    int ok = m->held.releasing == mid;
+    m->held.releasing = 0;
+    if (!ok) m->stats.qos2_copies_dropped++;
+    return ok;
+}
+
+static void cb_log(struct mosquitto *mosq, void *ud, int level, const char *line)
+{
+    struct sts_mqtt *m = ud;
+    size_t plen = strlen(m->held.prefix);
+    int d, q, r, mid;
+    (void)mosq;
+    (void)level;
+    if (!m->held.on || strncmp(line, m->held.prefix, plen) != 0) return;
+    line += plen;
+    if (sscanf(line, "PUBLISH (d%d, q%d, r%d, m%d,", &d, &q, &r, &mid) == 4) {
+        if (q == 2) held_publish(m, mid, d);
+    } else if (sscanf(line, "PUBREL (Mid: %d)", &mid) == 1) {
+        held_release(m, mid);
+    }
+}
+
+/* libmosquitto 2.0 words its log lines as parsed above. */
+static int held_start(struct sts_mqtt *m)
+{
+    int major = 0;
+    mosquitto_lib_version(&major, NULL, NULL);
+    size_t len = sizeof "Client " + strlen(m->client_id) + sizeof " received ";
+    if (major != 2) return MOSQ_ERR_SUCCESS;
+    m->held.prefix = malloc(len);
+    m->held.recent = malloc(RECENT * sizeof *m->held.recent);
+    if (!m->held.prefix || !m->held.recent) return MOSQ_ERR_NOMEM;
+    snprintf(m->held.prefix, len, "Client %s received ", m->client_id);
+    m->held.on = 1;
+    mosquitto_log_callback_set(m->mosq, cb_log);
+    return MOSQ_ERR_SUCCESS;
 }
 
 /* --- connection life cycle ------------------------------------------------ */
@@ -214,6 +411,7 @@ static void connection_lost(struct sts_mqtt *m, int rc, const char *reason)
     int retry = rc != MOSQ_ERR_SUCCESS && m->reconnect && m->connected_once && !m->closing;
 
     if (m->state == STS_MQTT_CLOSED || m->state == STS_MQTT_WAITING) return;
+    outstanding_forget_writes(&m->outstanding);
     if (retry) schedule_reconnect(m);
     else m->state = STS_MQTT_CLOSED;
     if (was_connected) {
@@ -306,6 +504,7 @@ static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags, cons
     m->backoff = m->reconnect_min;
     m->stats.connects++;
     m->connected_at = sts_now();
+    if (!(flags & 1)) held_orphan(m);
     sts_debug("mqtt %s: connected to %s:%d", m->client_id, m->host, m->port);
     sts_registry_each(&m->registry, resubscribe_filter, m);
     if (m->handlers.on_connect) m->handlers.on_connect(m->handlers.ud, 0, flags & 1, NULL);
@@ -324,7 +523,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 {
     struct sts_mqtt *m = ud;
     (void)mosq;
-    if (m->closing) return;
+    if (m->closing || (msg->qos == 2 && !held_deliverable(m, msg->mid))) return;
     if ((size_t)msg->payloadlen > m->max_payload) {
         m->stats.oversize_in++;
         sts_warn("mqtt %s: dropped a %d-byte message on '%s': over max_payload (%zu)",
@@ -344,8 +543,7 @@ static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason, co
     struct sts_mqtt *m = ud;
     (void)mosq;
     (void)props;
-    /* QoS 0 publishes are reported too, but were never counted. */
-    if (!pending_mid_remove(m, mid)) return;
+    if (!outstanding_settle(m, mid)) return;
     if (reason >= 0x80)
         sts_warn("mqtt %s: the broker refused a message: %s", m->client_id, mosquitto_reason_string(reason));
 }
@@ -391,7 +589,10 @@ static void read_available(struct sts_mqtt *m)
 #endif
     for (int i = 0; i < 4096; i++) {
         int pending = 0;
-        if (mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS) return;
+        m->outstanding.reading = 1;
+        int rc = mosquitto_loop_read(m->mosq, 1);
+        m->outstanding.reading = 0;
+        if (rc != MOSQ_ERR_SUCCESS) return;
         int fd = mosquitto_socket(m->mosq);
         if (fd < 0 || m->closing || ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) return;
     }
@@ -457,6 +658,10 @@ static int configure(struct sts_mqtt *m, const struct sts_mqtt_options *o, char 
         return rc;
     }
     if (o->tls.enabled && configure_tls(m, o, err, errlen) != MOSQ_ERR_SUCCESS) return MOSQ_ERR_TLS;
+    if (!o->clean_session && held_start(m) != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "out of memory");
+        return MOSQ_ERR_NOMEM;
+    }
     mosquitto_connect_v5_callback_set(m->mosq, cb_connect);
     mosquitto_disconnect_v5_callback_set(m->mosq, cb_disconnect);
     mosquitto_message_v5_callback_set(m->mosq, cb_message);
@@ -562,13 +767,17 @@ int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload,
     if (m->state == STS_MQTT_CLOSED || m->closing) return MOSQ_ERR_NO_CONN;
     if (m->state != STS_MQTT_CONNECTED && qos == 0) return MOSQ_ERR_NO_CONN;
     int mid = 0;
+    if (outstanding_ready(&m->outstanding) != MOSQ_ERR_SUCCESS) return MOSQ_ERR_NOMEM;
+    m->outstanding.publishing = 1;
+    m->outstanding.written_now = 0;
     int rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos, retain != 0, props);
+    m->outstanding.publishing = 0;
     /* QoS > 0 messages are already in libmosquitto's session store, which
      * resends them after the reconnect: not connected is not a failure. */
     if (rc == MOSQ_ERR_NO_CONN && qos > 0) rc = MOSQ_ERR_SUCCESS;
     if (rc == MOSQ_ERR_SUCCESS) {
         m->stats.messages_out++;
-        if (qos > 0) rc = pending_mid_add(m, mid);
+        outstanding_add(m, mid, qos);
     }
     return rc;
 }
@@ -628,7 +837,11 @@ static void finalize(struct sts_closing *c)
         sts_warn("mqtt %s: dropped %zu kept messages that no handler took", m->client_id, m->unclaimed.n);
     sts_backlog_clear(&m->unclaimed);
     sts_registry_free(&m->registry);
-    free(m->unacked_mids);
+    free(m->outstanding.acks);
+    free(m->outstanding.writes);
+    free(m->held.v);
+    free(m->held.prefix);
+    free(m->held.recent);
     free(m->host);
     free(m->client_id);
     free(m);

@@ -77,7 +77,8 @@ enum sts_mqtt_state {
 struct sts_mqtt_stats {
     unsigned long connects, disconnects, messages_in, messages_out, oversize_in;
     unsigned long unclaimed_dropped; /* messages no subscriber took in time */
-    unsigned long unacked;  /* QoS 1/2 messages published and not yet acknowledged */
+    unsigned long unacked;  /* QoS 1/2 messages published and not yet acknowledged (exact past 65,535) */
+    unsigned long qos2_copies_dropped; /* redelivered QoS 2 copies libmosquitto held, not delivered */
 };
 
 /* Creates the client and starts connecting. On failure returns NULL with a
