@@ -5,16 +5,32 @@
  * handler is logged with its traceback and the loop goes on. Calls that wait
  * go through futures (see internal.h): they run the loop from the main chunk
  * and yield from a task; from a handler they are an error, never a nested
- * loop. */
+ * loop.
+ *
+ * The clean shutdown lives here too: SIGTERM and SIGINT, while the script has
+ * no handler of its own for them and the loop runs, or sts.shutdown(), end
+ * every session with its KILL, wait (bounded) for what the clients queued at
+ * QoS 1/2, disconnect them (so no will fires) and exit 0. systemd hears
+ * READY=1 when sts.run first runs the loop and STOPPING=1 as the shutdown
+ * begins. */
 #include "lua/internal.h"
+#include "lua/session.h"
 #include "loop/loop.h"
+#include "loop/signals.h"
+#include "mqtt/client.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/sd_notify.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CLIENT_MT "sts.client"
+/* How long a shutdown waits for the brokers to acknowledge what is queued. */
+#define DEFAULT_FLUSH_SECONDS 5.0
 
 #define FUTURE_MT "sts.future"
 #define TIMER_MT "sts.timer"
@@ -23,6 +39,14 @@
 static lua_State *main_thread;
 static int stop_requested;
 static unsigned long handler_errors;
+
+/* A shutdown asked for (by a signal's default or sts.shutdown), done once the
+ * loop's turn has ended, by whichever run of the loop sees it. */
+static struct {
+    int asked, running;
+    const char *why;   /* "SIGTERM", "SIGINT" or "sts.shutdown" */
+    double flush;      /* seconds */
+} quit;
 
 /* Registry keys (their addresses are unique). */
 static const char TASKS = 't';   /* coroutine -> true, for every live task */
@@ -297,17 +321,27 @@ static int await_in_task(lua_State *L, int idx, double timeout)
     return lua_yieldk(L, 1, idx, await_continue);
 }
 
+static void shut_down(lua_State *L);
+
 /* Runs the loop until *done, the deadline passes, or nothing is left that
- * could make *done true; a failing poll() is an error. */
+ * could make *done true; a failing poll() is an error. A shutdown asked for
+ * meanwhile is done here, and does not return. While the loop runs, SIGTERM
+ * and SIGINT ask for one (unless the script watches them). */
 static void run_until(lua_State *L, const int *done, double deadline, const char *who)
 {
-    while (!*done) {
+    int serving = sts_signal_serve_defaults(1);
+    while (!*done && !quit.asked) {
         double left = deadline - sts_now();
-        if (left <= 0) return;
+        if (left <= 0) break;
         int rc = sts_loop_once(loop(), isfinite(left) ? left : -1);
-        if (rc == STS_LOOP_EMPTY) return;
-        if (rc < 0) luaL_error(L, "%s: the event loop failed: %s", who, rc == STS_ERR_IO ? strerror(errno) : sts_strerror(rc));
+        if (rc == STS_LOOP_EMPTY) break;
+        if (rc < 0) {
+            sts_signal_serve_defaults(serving);
+            luaL_error(L, "%s: the event loop failed: %s", who, rc == STS_ERR_IO ? strerror(errno) : sts_strerror(rc));
+        }
     }
+    sts_signal_serve_defaults(serving);
+    if (quit.asked && !quit.running) shut_down(L);
 }
 
 static int await_in_main(lua_State *L, int idx, double timeout)
@@ -443,11 +477,22 @@ static int timer_active(lua_State *L)
 
 /* --- the loop --------------------------------------------------------------------- */
 
+static void notify(const char *state)
+{
+    int rc = sts_sd_notify(state);
+    if (rc < 0) sts_warn("sd_notify %s: NOTIFY_SOCKET=%s: %s", state, getenv("NOTIFY_SOCKET"),
+                         rc == STS_ERR_IO ? strerror(errno) : "not an absolute path or @name");
+}
+
 static int l_run(lua_State *L)
 {
+    static int ready_sent;
     double limit = opt_timeout(L, 1);
     if (L != main_thread || sts_loop_dispatching(loop()))
         return luaL_error(L, "sts.run cannot be called from a handler or a task");
+    /* The script has set up what it serves and hands over to the loop. */
+    if (!ready_sent) notify("READY=1");
+    ready_sent = 1;
     stop_requested = 0;
     run_until(L, &stop_requested, sts_now() + (limit >= 0 ? limit : INFINITY), "sts.run");
     stop_requested = 0;
@@ -490,11 +535,146 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
-/* At lua_close, what the loop still has to finalize goes before the state. */
+/* --- the clean shutdown ---------------------------------------------------------- */
+
+/* Pushes an array of the open objects of metatable `mt`: every one is
+ * anchored, so the registry holds them all. */
+static int push_anchored(lua_State *L, const char *mt)
+{
+    int n = 0;
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, LUA_REGISTRYINDEX)) {
+        if (luaL_testudata(L, -1, mt)) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, -4, ++n);
+        }
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+/* obj:close("shutdown") for each object in the array on top. */
+static void close_each(lua_State *L)
+{
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+        lua_getfield(L, -1, "close");
+        lua_insert(L, -2);
+        lua_pushliteral(L, "shutdown");
+        stsl_pcall(L, 2, 0, "shutdown");
+    }
+    lua_pop(L, 2); /* the nil that ended the array, and the array */
+}
+
+/* The open clients' sts_mqtt, each in turn, from the array at idx: call
+ * with i = 0 first; NULL after the last. */
+static struct sts_mqtt *next_mqtt(lua_State *L, int idx, lua_Integer *i)
+{
+    while (lua_rawgeti(L, idx, ++*i) != LUA_TNIL) {
+        struct sts_mqtt *m = stsl_client_mqtt(lua_touserdata(L, -1));
+        lua_pop(L, 1);
+        if (m) return m;
+    }
+    lua_pop(L, 1);
+    return NULL;
+}
+
+/* The QoS 1/2 messages the clients in the array at idx wait to have acknowledged. */
+static unsigned long unacked(lua_State *L, int idx)
+{
+    unsigned long n = 0;
+    lua_Integer i = 0;
+    for (struct sts_mqtt *m; (m = next_mqtt(L, idx, &i));) n += sts_mqtt_stats(m)->unacked;
+    return n;
+}
+
+static int drained(lua_State *L, int idx)
+{
+    lua_Integer i = 0;
+    for (struct sts_mqtt *m; (m = next_mqtt(L, idx, &i));)
+        if (!sts_mqtt_drained(m)) return 0;
+    return 1;
+}
+
+/* Runs the loop until the clients have written, and had acknowledged, what
+ * they queued, or the deadline; true if they have. */
+static int flush_clients(lua_State *L, int clients, double deadline)
+{
+    while (!drained(L, clients)) {
+        double left = deadline - sts_now();
+        if (left <= 0 || sts_loop_once(loop(), left) < 0) return 0;
+    }
+    return 1;
+}
+
+static void shut_down(lua_State *L)
+{
+    quit.running = 1;
+    notify("STOPPING=1");
+    lua_settop(L, 0); /* we never return to what called */
+    int nsessions = push_anchored(L, SESSION_MT);
+    int nlisteners = push_anchored(L, LISTENER_MT);
+    int nclients = push_anchored(L, CLIENT_MT); /* 3 */
+    lua_pushvalue(L, 1);
+    close_each(L); /* each peer gets its KILL, saying "shutdown" */
+    lua_pushvalue(L, 2);
+    close_each(L);
+    sts_info("%s: shutting down: %d sessions, %d listeners, %d clients; %lu QoS 1/2 messages to flush (up to %g s)",
+             quit.why, nsessions, nlisteners, nclients, unacked(L, 3), quit.flush);
+    if (!flush_clients(L, 3, sts_now() + quit.flush))
+        sts_warn("%s: %lu QoS 1/2 messages not acknowledged after %g s", quit.why, unacked(L, 3), quit.flush);
+    close_each(L); /* DISCONNECT: the brokers publish no will */
+    sts_loop_run_closing(loop());
+    sts_info("%s: shut down cleanly", quit.why);
+    /* As os.exit(0, true): the state closes first, and with it the rest. */
+    lua_close(L);
+    exit(EXIT_SUCCESS);
+}
+
+static void ask_shutdown(const char *why, double flush)
+{
+    if (quit.asked) return;
+    quit.asked = 1;
+    quit.why = why;
+    quit.flush = flush;
+}
+
+static void shutdown_on_signal(int signo, void *ud)
+{
+    (void)ud;
+    ask_shutdown(signo == SIGTERM ? "SIGTERM" : "SIGINT", DEFAULT_FLUSH_SECONDS);
+}
+
+/* sts.shutdown([flush_seconds]): in the main chunk, now; from a handler or a
+ * task, once the loop's turn is over. */
+static int l_shutdown(lua_State *L)
+{
+    double flush = luaL_optnumber(L, 1, DEFAULT_FLUSH_SECONDS);
+    luaL_argcheck(L, flush >= 0 && isfinite(flush), 1, "must be a non-negative number of seconds");
+    ask_shutdown("sts.shutdown", flush);
+    if (L == main_thread && !sts_loop_dispatching(loop()) && !quit.running) shut_down(L);
+    return 0;
+}
+
+/* sts.notify(state) -> true | false (no service manager listens) | nil, message */
+static int l_notify(lua_State *L)
+{
+    int rc = sts_sd_notify(luaL_checkstring(L, 1));
+    if (rc < 0)
+        return stsl_fail(L, "sd_notify: NOTIFY_SOCKET=%s: %s", getenv("NOTIFY_SOCKET"),
+                         rc == STS_ERR_IO ? strerror(errno) : "not an absolute path or @name");
+    lua_pushboolean(L, rc > 0);
+    return 1;
+}
+
+/* At lua_close, what the loop still has to finalize goes before the state;
+ * then SIGTERM and SIGINT end the process again. */
 static int run_closing_phase(lua_State *L)
 {
     (void)L;
     sts_loop_run_closing(loop());
+    sts_signal_default(loop(), SIGTERM, NULL, NULL);
+    sts_signal_default(loop(), SIGINT, NULL, NULL);
     return 0;
 }
 
@@ -503,7 +683,8 @@ void stsl_open_loop(lua_State *L)
     static const luaL_Reg functions[] = {
         { "run", l_run }, { "stop", l_stop }, { "now", l_now }, { "time", l_time }, { "sleep", l_sleep },
         { "after", l_after }, { "every", l_every }, { "task", l_task },
-        { "future", l_future }, { "stats", l_stats }, { NULL, NULL },
+        { "future", l_future }, { "stats", l_stats }, { "shutdown", l_shutdown }, { "notify", l_notify },
+        { NULL, NULL },
     };
     static const luaL_Reg future_methods[] = {
         { "set", future_set }, { "wait", future_wait }, { "done", future_done }, { NULL, NULL },
@@ -518,6 +699,9 @@ void stsl_open_loop(lua_State *L)
     sts_timer_init(&wake_timer, wake_ready, NULL);
     /* Made first, so finalized last: after every object that may queue. */
     stsl_at_lua_close(L, &SHUTDOWN, run_closing_phase);
+    /* 1 (an ignored signal, left so) is not a failure; the others cannot happen here. */
+    (void)sts_signal_default(loop(), SIGTERM, shutdown_on_signal, NULL);
+    (void)sts_signal_default(loop(), SIGINT, shutdown_on_signal, NULL);
     static const luaL_Reg no_meta[] = { { NULL, NULL } };
     static const luaL_Reg waiter_meta[] = { { "__gc", waiter_gc }, { NULL, NULL } };
     stsl_new_class(L, FUTURE_MT, no_meta, future_methods);
