@@ -1,5 +1,6 @@
-/* sts.log: debug/info/warn/error(fmt-free message parts), and sts.log.level
- * to read or set the level ("debug", "info", "warn", "error", "off"). */
+/* sts.log: debug/info/warn/error(fmt-free message parts), sts.log.level
+ * to read or set the level ("debug", "info", "warn", "error", "off"), and
+ * sts.log.journal, true when the lines go to journald (src/util/log.h). */
 #include "lua/internal.h"
 #include "util/log.h"
 
@@ -27,8 +28,14 @@ static int l_error(lua_State *L) { log_parts(L, STS_LOG_ERROR); return 0; }
 
 static int log_index(lua_State *L)
 {
-    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "level") == 0) {
+    if (lua_type(L, 2) != LUA_TSTRING) return 0;
+    const char *key = lua_tostring(L, 2);
+    if (strcmp(key, "level") == 0) {
         lua_pushstring(L, sts_log_level_name(sts_log_get_level()));
+        return 1;
+    }
+    if (strcmp(key, "journal") == 0) {
+        lua_pushboolean(L, sts_log_to_journal());
         return 1;
     }
     return 0;
@@ -53,6 +60,8 @@ void stsl_open_log(lua_State *L)
     static const luaL_Reg meta[] = {
         { "__index", log_index }, { "__newindex", log_newindex }, { NULL, NULL },
     };
+    /* Read now, so that a bad STS_LOG is told at require "sts", not at the first line. */
+    (void)sts_log_get_level();
     luaL_newlib(L, functions);
     luaL_newlib(L, meta);
     lua_setmetatable(L, -2);

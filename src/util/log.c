@@ -4,10 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const names[] = { "debug", "info", "warn", "error", "off" };
-static int level = -1;  /* not yet read from the environment */
+/* syslog priorities (sd-daemon(3)): debug 7, info 6, warning 4, err 3. */
+static const int priorities[] = { 7, 6, 4, 3 };
+static int level = -1;   /* not yet read from the environment */
+static int journal = -1; /* not yet known: stderr is the journal */
 
 int sts_log_parse_level(const char *name)
 {
@@ -27,6 +32,8 @@ enum sts_log_level sts_log_get_level(void)
         const char *env = getenv("STS_LOG");
         int parsed = env ? sts_log_parse_level(env) : -1;
         level = parsed >= 0 ? parsed : STS_LOG_INFO;
+        if (env && parsed < 0)
+            sts_warn("STS_LOG=%s is not a log level (debug, info, warn, error or off); logging at info", env);
     }
     return (enum sts_log_level)level;
 }
@@ -36,21 +43,42 @@ void sts_log_set_level(enum sts_log_level l)
     level = (int)l;
 }
 
+/* systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the stream it connects
+ * stdout and stderr to (systemd.exec(5)); stderr is the journal only while it
+ * is still that stream, not when the service redirected it. */
+int sts_log_to_journal(void)
+{
+    if (journal < 0) {
+        const char *env = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        char end;
+        journal = env && sscanf(env, "%llu:%llu%c", &dev, &ino, &end) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    }
+    return journal;
+}
+
 void sts_log(enum sts_log_level l, const char *fmt, ...)
 {
-    struct timespec ts;
-    struct tm tm;
-    char stamp[32];
     va_list ap;
 
     if ((int)l < (int)sts_log_get_level()) return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line keeps lines whole when several processes share stderr. */
     char line[2048];
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (sts_log_to_journal()) {
+        /* journald stamps each line itself and reads its priority from <N>. */
+        fprintf(stderr, "<%d>%s\n", priorities[l], line);
+        return;
+    }
+    struct timespec ts;
+    struct tm tm;
+    char stamp[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ %-5s %s\n", stamp, ts.tv_nsec / 1000000, names[l], line);
 }

@@ -1,6 +1,9 @@
 /* Timestamped log lines on stderr, filtered by level. The level comes from
- * the STS_LOG environment variable (debug, info, warn, error) at first use
- * and can be changed at run time. */
+ * the STS_LOG environment variable (debug, info, warn, error, off) at first
+ * use, where a value that is none of them is warned about, and can be changed
+ * at run time. When stderr is the journal (JOURNAL_STREAM names it, as systemd
+ * sets it for a service), a line is "<N>message": its syslog priority and no
+ * timestamp, as journald adds its own. */
 #ifndef STS_UTIL_LOG_H
 #define STS_UTIL_LOG_H
 
@@ -12,6 +15,9 @@ void sts_log_set_level(enum sts_log_level level);
 /* Parses "debug", "info", "warn", "error" or "off"; returns -1 otherwise. */
 int sts_log_parse_level(const char *name);
 const char *sts_log_level_name(enum sts_log_level level);
+
+/* True when stderr is the journal (decided at first use). */
+int sts_log_to_journal(void);
 
 void sts_log(enum sts_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
