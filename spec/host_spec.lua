@@ -1,13 +1,14 @@
 -- The sts-lua command line: the lua interpreter's, plus --help and --version.
 local test = require "sts.test"
 
--- Runs sts-lua with the given shell-quoted arguments and stdin text; returns
--- stdout+stderr and the exit status.
-local function run(args, stdin)
+-- Runs sts-lua with the given shell-quoted arguments, stdin text and
+-- environment assignments (a shell prefix); returns stdout+stderr and the
+-- exit status.
+local function run(args, stdin, env)
   local dir = test.tmpdir()
   local input = dir .. "/stdin"
   test.write_file(input, stdin or "")
-  local p = io.popen(string.format("%s %s <%s 2>&1; echo \"exit=$?\"", test.quote(test.sts_lua()), args, test.quote(input)))
+  local p = io.popen(string.format("%s%s %s <%s 2>&1; echo \"exit=$?\"", env or "", test.quote(test.sts_lua()), args, test.quote(input)))
   local out = p:read("a")
   p:close()
   local status = tonumber(out:match("exit=(%d+)\n$"))
@@ -81,6 +82,23 @@ describe("the sts-lua command line", function()
     assert.equal(0, status)
     assert.matches("^sts%-lua", out)
     assert.matches("\n2\n42\n1\n$", out)
+  end)
+
+  it("lists the environment, the exit status and the man pages in --help", function()
+    local out = run("--help")
+    for _, word in ipairs({ "STS_LOG", "LUA_PATH", "LUA_INIT", "%-E", "%-W", "Exit status", "sts%-lua%(1%)", "sts%-lua%-api%(7%)" }) do
+      assert.matches(word, out)
+    end
+  end)
+
+  it("ignores LUA_INIT and LUA_PATH with -E, and turns warnings on with -W", function()
+    local env = "LUA_INIT='print(\"init ran\")' LUA_PATH='/nowhere/?.lua' "
+    local out = run("-e \"print(package.path:find('/nowhere/', 1, true) ~= nil)\"", nil, env)
+    assert.equal("init ran\ntrue\n", out)
+    out = run("-E -e \"print(package.path:find('/nowhere/', 1, true) ~= nil)\"", nil, env)
+    assert.equal("false\n", out)
+    assert.equal("Lua warning: on purpose\n", (run("-W -e \"warn('on purpose')\"")))
+    assert.equal("", (run("-e \"warn('on purpose')\"")))
   end)
 
   it("finds the project's Lua modules", function()
