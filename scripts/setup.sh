@@ -8,7 +8,7 @@ STS_PACKAGES=(
   libmosquitto-dev mosquitto mosquitto-clients
   libmbedtls-dev libssl-dev libedit-dev
   openssl netcat-openbsd python3-cryptography python3-cryptography-vectors
-  lowdown luarocks
+  lowdown luarocks systemd
 )
 
 sts_install_missing() {
