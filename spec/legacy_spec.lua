@@ -214,10 +214,15 @@ describe("the original STS protocol's limits", function()
     return m
   end
 
-  it("lets a slave take a restarted master's INITREQ, in a session and in a handshake", function()
-    local slave = shell("slave", "restart/s2m", "restart/m2s", "cbc", "restart")
+  --- A slave shell on tag/m2s and tag/s2m, waiting for INITREQ, and a raw master for it.
+  local function shell_slave(tag, aes)
+    local slave = shell("slave", tag .. "/s2m", tag .. "/m2s", aes, tag)
     expect(slave, "waiting for the master's INITREQ")
-    local master = raw_master("restart/m2s", "restart/s2m")
+    return slave, raw_master(tag .. "/m2s", tag .. "/s2m", aes)
+  end
+
+  it("lets a slave take a restarted master's INITREQ, in a session and in a handshake", function()
+    local slave, master = shell_slave("restart", "cbc")
     master.handshake()
     expect(slave, "session established")
     master.publish{ master.side:seal("first life") }
@@ -244,9 +249,7 @@ describe("the original STS protocol's limits", function()
   end)
 
   it("returns a stalled slave to waiting for INITREQ after the timeout", function()
-    local slave = shell("slave", "stall/s2m", "stall/m2s", "ecb", "stall")
-    expect(slave, "waiting for the master's INITREQ")
-    local master = raw_master("stall/m2s", "stall/s2m", "ecb")
+    local slave, master = shell_slave("stall", "ecb")
     master.new()
     master.publish(master.side:start())
     master.publish(assert(master.side:receive(master.next())).frames) -- INITACK in, KEYREQ out
