@@ -89,8 +89,8 @@ static int check_file(const struct stat *st, const char *path, void *ctx, char *
 }
 
 /* Reads a key or trust file: a regular file only (a FIFO or device is
- * refused; O_NONBLOCK, so that opening one never waits), at most max bytes, as its use allows, and not
- * empty. The text of a failed read is wiped. */
+ * refused; O_NONBLOCK, so that opening one never waits), at most max bytes,
+ * as its use allows, and not empty. The text of a failed read is wiped. */
 static int read_checked(const char *path, enum file_use use, size_t max, char **text, size_t *len,
                         char *err, size_t errlen)
 {
