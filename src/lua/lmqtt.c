@@ -9,6 +9,7 @@
  * in the registry, so a script need not keep a reference for its handlers
  * to keep running. */
 #include "lua/internal.h"
+#include "lua/properties.h"
 #include "mqtt/client.h"
 #include "util/log.h"
 
@@ -115,55 +116,6 @@ static void on_disconnect(void *ud, int rc, int reconnecting, const char *reason
     lua_settop(L, idx - 1);
 }
 
-static void push_properties(lua_State *L, const mosquitto_property *props)
-{
-    char *name = NULL, *value = NULL;
-    void *bin = NULL;
-    uint16_t binlen = 0;
-    uint32_t expiry = 0;
-    uint8_t format = 0;
-
-    lua_newtable(L);
-    if (mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &value, false)) {
-        lua_pushstring(L, value);
-        lua_setfield(L, -2, "content_type");
-        free(value);
-    }
-    if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &value, false)) {
-        lua_pushstring(L, value);
-        lua_setfield(L, -2, "response_topic");
-        free(value);
-    }
-    if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &bin, &binlen, false)) {
-        lua_pushlstring(L, bin, binlen);
-        lua_setfield(L, -2, "correlation_data");
-        free(bin);
-    }
-    if (mosquitto_property_read_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &expiry, false)) {
-        lua_pushinteger(L, expiry);
-        lua_setfield(L, -2, "message_expiry");
-    }
-    if (mosquitto_property_read_byte(props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &format, false)) {
-        lua_pushinteger(L, format);
-        lua_setfield(L, -2, "payload_format");
-    }
-    /* User properties keep their order and may repeat: a list of {name, value}. */
-    lua_newtable(L);
-    int n = 0;
-    for (const mosquitto_property *p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
-         p; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
-        lua_createtable(L, 2, 0);
-        lua_pushstring(L, name);
-        lua_rawseti(L, -2, 1);
-        lua_pushstring(L, value);
-        lua_rawseti(L, -2, 2);
-        lua_rawseti(L, -2, ++n);
-        free(name);
-        free(value);
-    }
-    lua_setfield(L, -2, "user_properties");
-}
-
 static void push_info(lua_State *L, const struct lclient *c, const struct sts_mqtt_message *msg)
 {
     lua_createtable(L, 0, 3);
@@ -172,7 +124,7 @@ static void push_info(lua_State *L, const struct lclient *c, const struct sts_mq
     lua_pushboolean(L, msg->retain);
     lua_setfield(L, -2, "retain");
     if (c->protocol == MQTT_PROTOCOL_V5) {
-        push_properties(L, msg->props);
+        stsl_push_properties(L, msg->props);
         lua_setfield(L, -2, "properties");
     }
 }
@@ -501,48 +453,6 @@ static int client_unsubscribe(lua_State *L)
     return 1;
 }
 
-/* Builds MQTT 5 PUBLISH properties from the options table at idx. */
-static int build_properties(lua_State *L, int idx, mosquitto_property **props)
-{
-    int rc = MOSQ_ERR_SUCCESS;
-    const char *s;
-    size_t len;
-
-    if ((s = stsl_opt_string(L, idx, "content_type", NULL)))
-        rc = mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, s);
-    if (rc == 0 && (s = stsl_opt_string(L, idx, "response_topic", NULL)))
-        rc = mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, s);
-    if (rc == 0 && lua_getfield(L, idx, "correlation_data") == LUA_TSTRING) {
-        s = lua_tolstring(L, -1, &len);
-        rc = len > 65535 ? MOSQ_ERR_INVAL : mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, s, (uint16_t)len);
-    }
-    lua_pop(L, 1);
-    lua_Integer expiry = stsl_opt_integer(L, idx, "message_expiry", -1);
-    if (rc == 0 && expiry >= 0)
-        rc = mosquitto_property_add_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, (uint32_t)expiry);
-    if (rc == 0 && stsl_opt_table(L, idx, "user_properties")) {
-        /* Either a map {name = value} or a list of {name, value} pairs. */
-        int t = lua_gettop(L);
-        lua_pushnil(L);
-        while (rc == 0 && lua_next(L, t)) {
-            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-                rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, lua_tostring(L, -2), lua_tostring(L, -1));
-            } else if (lua_istable(L, -1)) {
-                lua_rawgeti(L, -1, 1);
-                lua_rawgeti(L, -2, 2);
-                if (!lua_isstring(L, -2) || !lua_isstring(L, -1)) luaL_error(L, "user_properties entries must be strings");
-                rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, lua_tostring(L, -2), lua_tostring(L, -1));
-                lua_pop(L, 2);
-            } else {
-                luaL_error(L, "user_properties must map names to strings or list {name, value} pairs");
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    return rc;
-}
-
 static int client_publish(lua_State *L)
 {
     static const char *const known[] = {
@@ -568,7 +478,7 @@ static int client_publish(lua_State *L)
                 luaL_error(L, "publish: option '%s' needs protocol = \"5\"", v5_only[i]);
             lua_pop(L, 1);
         }
-        if (c->protocol == MQTT_PROTOCOL_V5 && build_properties(L, 4, &props) != MOSQ_ERR_SUCCESS) {
+        if (c->protocol == MQTT_PROTOCOL_V5 && stsl_build_properties(L, 4, &props) != MOSQ_ERR_SUCCESS) {
             mosquitto_property_free_all(&props);
             return stsl_fail(L, "publish: invalid MQTT 5 properties");
         }
