@@ -20,7 +20,7 @@ enum sts_frame_type {
     STS_FRAME_ENC = 0x05,     /* transport data */
     STS_FRAME_KILL = 0x06,    /* authenticated close */
     STS_FRAME_RESYNC = 0x07,  /* unauthenticated "I have no session for you" */
-    STS_FRAME_COOKIE = 0x08,  /* unauthenticated "retry with this cookie" (a loaded responder) */
+    STS_FRAME_COOKIE = 0x09,  /* unauthenticated "retry with this cookie" (a loaded responder; 0x08 is SEALED) */
 };
 
 /* A COOKIE's body, and what an INITREQ that returns it carries after its
