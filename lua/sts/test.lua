@@ -315,6 +315,50 @@ function Broker:options(extra)
   return o
 end
 
+-- --- an "evil broker" --------------------------------------------------------------
+
+local Relay = {}
+Relay.__index = Relay
+
+--- Starts spec/tools/evil_relay (built as $STS_BUILD_DIR/evil_relay) in
+-- front of `broker`: a TCP proxy on 127.0.0.1 that mistreats the PUBLISH
+-- packets passing through as opts says (each key is the relay's option of
+-- the same name, "_" for "-": delay (ms), dup, reorder, drop, flip
+-- (probabilities), truncate_after, cut_after (counts), seed). Returns a
+-- relay with port, :options(extra) (connect options through it), :report()
+-- (what it did, once stopped) and :stop().
+function test.relay(broker, opts)
+  local build = os.getenv("STS_BUILD_DIR") or "."
+  local parts = { sh_quote(build .. "/evil_relay"), "--broker", broker.port }
+  for k, v in pairs(opts or {}) do
+    parts[#parts + 1] = "--" .. k:gsub("_", "-")
+    parts[#parts + 1] = tostring(v)
+  end
+  local r = setmetatable({ broker = broker, host = "127.0.0.1" }, Relay)
+  r.process = test.spawn("exec " .. table.concat(parts, " "))
+  r.port = tonumber(r.process:wait_for("listening (%d+)", 5))
+  if not r.port then error("evil_relay did not start: " .. r.process:output()) end
+  return r
+end
+
+function Relay:options(extra)
+  local o = self.broker:options(extra)
+  o.port = self.port
+  return o
+end
+
+function Relay:stop()
+  if self.process then
+    self.process:kill("TERM")
+    self.output = self.process:output()
+  end
+  self.process = nil
+end
+
+function Relay:report()
+  return self.output or (self.process and self.process:output()) or ""
+end
+
 --- Removes the temporary directories made so far.
 function test.cleanup()
   for _, dir in ipairs(made_dirs) do os.execute("rm -rf " .. sh_quote(dir)) end

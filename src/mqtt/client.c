@@ -99,6 +99,7 @@ struct sts_mqtt {
     struct sts_timer claim;       /* hands them on, or drops them when too old */
 
     struct outstanding outstanding; /* what each message id still owes an on_publish call for */
+    double acked_at;              /* the last acknowledgement, or when the wait for one began */
     struct held held;             /* libmosquitto's incoming QoS 2 messages, mirrored */
 
     int watching_drain;           /* on_drained is owed once drained */
@@ -238,7 +239,7 @@ static void outstanding_add(struct sts_mqtt *m, int mid, int qos)
     struct outstanding *o = &m->outstanding;
     if (qos > 0) {
         o->acks[mid]++;
-        m->stats.unacked++;
+        if (m->stats.unacked++ == 0) m->acked_at = sts_now();
     } else if (!o->written_now) {
         o->writes[mid]++;
     }
@@ -263,6 +264,7 @@ static int outstanding_settle(struct sts_mqtt *m, int mid)
     if (!o->reading || !o->acks[mid]) return 0;
     o->acks[mid]--;
     m->stats.unacked--;
+    m->acked_at = sts_now();
     return 1;
 }
 
@@ -473,6 +475,19 @@ static void on_retry(struct sts_timer *t, void *ud)
     begin_attempt(m, !m->attempted++);
 }
 
+/* A broker that answers PINGREQ but acknowledges nothing for a keepalive
+ * period has lost what we sent (MQTT over TCP resends only on a new
+ * connection): reconnect, and libmosquitto sends it all again. */
+static void check_acks(struct sts_mqtt *m)
+{
+    double now = sts_now();
+    if (m->stats.unacked == 0 || now - m->acked_at < m->keepalive) return;
+    sts_warn("mqtt %s: no acknowledgement in %d s with %lu messages waiting for one: reconnecting to send them again",
+             m->client_id, m->keepalive, m->stats.unacked);
+    m->acked_at = now;
+    shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
+}
+
 static void on_tick(struct sts_timer *t, void *ud)
 {
     struct sts_mqtt *m = ud;
@@ -483,6 +498,7 @@ static void on_tick(struct sts_timer *t, void *ud)
         return;
     }
     if (m->state == STS_MQTT_CONNECTED) mosquitto_loop_misc(m->mosq); /* PINGREQ and keepalive checks */
+    if (m->state == STS_MQTT_CONNECTED) check_acks(m);
 }
 
 /* --- libmosquitto callbacks (run inside mosquitto_loop_* calls) ----------- */
@@ -503,7 +519,7 @@ static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags, cons
     m->connected_once = 1;
     m->backoff = m->reconnect_min;
     m->stats.connects++;
-    m->connected_at = sts_now();
+    m->connected_at = m->acked_at = sts_now();
     if (!(flags & 1)) held_orphan(m);
     sts_debug("mqtt %s: connected to %s:%d", m->client_id, m->host, m->port);
     sts_registry_each(&m->registry, resubscribe_filter, m);
