@@ -123,7 +123,7 @@ describe("message routing and object lifetime", function()
         end))
       assert(gateway:subscribe("fleet/+/up", function() raw = raw + 1 end))
       local sensor = assert(sts.connect(broker:options()))
-      local s = assert(sts.handshake(sensor, { role = "initiator", pub = "fleet/s1/up", sub = "fleet/s1/down",
+      local s = assert(sts.handshake(sensor, { role = "initiator", pub = "fleet/alice/up", sub = "fleet/alice/down",
         identity = alice.key, peer = bob.pub }))
       assert(s:send("reading"))
       assert.truthy(test.wait_until(function() return #got == 1 end))
@@ -182,7 +182,7 @@ describe("message routing and object lifetime", function()
           session:on("message", function(text) print("got " .. text); gateway:close() end)
         end)
         local sensor = assert(sts.connect{ port = %d })
-        local s = assert(sts.handshake(sensor, { role = "initiator", pub = "cl/s1/up", sub = "cl/s1/down",
+        local s = assert(sts.handshake(sensor, { role = "initiator", pub = "cl/alice/up", sub = "cl/alice/down",
           identity = %q, peer = %q }))
         s:on("close", function() print("sensor session closed") end)
         s:send("reading")
@@ -191,7 +191,7 @@ describe("message routing and object lifetime", function()
         sts.listen(other, { sub = "cl2/+/up", pub = "cl2/+/down", identity = %q, trust = %q }, function(session)
           other:close(); print("closed from on_session")
         end)
-        assert(sts.handshake(sensor, { role = "initiator", pub = "cl2/s1/up", sub = "cl2/s1/down",
+        assert(sts.handshake(sensor, { role = "initiator", pub = "cl2/alice/up", sub = "cl2/alice/down",
           identity = %q, peer = %q, timeout = 2 }))
         sts.sleep(0.5)
         print("done")
@@ -236,7 +236,7 @@ describe("message routing and object lifetime", function()
           session:on("close", function() print("gateway saw " .. session.topic .. " close") end)
         end)
         local sensor = assert(sts.connect{ port = %d })
-        local s = assert(sts.handshake(sensor, { role = "initiator", pub = "exit/s1/up", sub = "exit/s1/down",
+        local s = assert(sts.handshake(sensor, { role = "initiator", pub = "exit/alice/up", sub = "exit/alice/down",
           identity = %q, peer = %q }))
         s:on("close", function(why) print("closed " .. s.topic .. ": " .. why) end)
         sts.sleep(0.3)

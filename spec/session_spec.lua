@@ -328,7 +328,7 @@ describe("native sessions between two sts-lua processes", function()
   it("IK: the initiator pins the responder's key; one round trip", function()
     local x = exchange("ik", { peer = bob.pub })
     check_exchange(x, "up")
-    assert.equal(99, #wire:on(x.up, INITREQ)[1])
+    assert.equal(107, #wire:on(x.up, INITREQ)[1]) -- with its 8-byte timestamp (PROTOCOL.md §4.3)
     assert.equal(50, #wire:on(x.down, INITACK)[1])
     assert.equal(0, #wire:on(x.up, AUTHREQ))
     assert.equal(0x31, wire:on(x.up, INITREQ)[1]:byte(3))
@@ -753,7 +753,7 @@ describe("sessions at work", function()
       local gateway = assert(sts.connect{ port = %d })
       sts.listen(gateway, { sub = "open/+/up", pub = "open/+/down", identity = %q, trust = %q }, function() end)
       local sensor = assert(sts.connect{ port = %d })
-      assert(sts.handshake(sensor, { role = "initiator", pub = "open/s1/up", sub = "open/s1/down",
+      assert(sts.handshake(sensor, { role = "initiator", pub = "open/alice/up", sub = "open/alice/down",
         identity = %q, peer = %q }))
       print("established")
     ]], broker.port, bob.key, dir .. "/bob.trust", broker.port, alice.key, bob.pub))
@@ -770,7 +770,7 @@ describe("sessions at work", function()
     local listener = assert(sts.listen(gateway, { sub = "early/+/up", pub = "early/+/down",
       identity = bob.key, trust = dir .. "/bob.trust" }, function(session) sessions[#sessions + 1] = session end))
     local sensor = assert(sts.connect(broker:options()))
-    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "early/s1/up", sub = "early/s1/down",
+    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "early/alice/up", sub = "early/alice/down",
       identity = alice.key, peer = bob.pub }))
     for i = 1, 3 do assert(s:send("early " .. i)) end
     assert.truthy(test.wait_until(function() return sessions[1] and sessions[1]:stats().received == 3 end))
@@ -846,7 +846,7 @@ describe("sessions at work", function()
 
   it("serves several initiators at once through one listener", function()
     local sensors = {}
-    for n = 1, 4 do sensors[n] = identity(dir, "sensor" .. n) end
+    for n = 1, 4 do sensors[n] = identity(dir, "s" .. n) end -- named as their topics
     trust_file(dir .. "/gateway.trust", sensors)
     local c = assert(sts.connect(broker:options()))
     local opened = {}

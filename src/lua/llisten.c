@@ -1,23 +1,80 @@
 /* sts.listen: one responder for many initiators. The listener subscribes
- * one wildcard filter ("plant/+/up"); a frame on a topic it has no session
+ * one wildcard filter ("plant/+/up"); an INITREQ on a topic it has no session
  * for makes a responder session for that topic, replying on the topic its
  * `pub` pattern gives ("plant/+/down"). Its sessions are found in C: they are
  * subscribers, by exact topic, of a registry of the listener's own, so a
  * frame reaches its session with one hash lookup and no Lua.
  *
+ * The listener stands between a hostile broker and the sessions
+ * (docs/PROTOCOL.md § Listener defences): it refuses long topics, answers
+ * frames for no session with rate-limited RESYNCs, drops replays of INITREQs
+ * it has taken, limits the Diffie-Hellman work INITREQs cost with a token
+ * bucket, asks for a cookie (a round trip through the broker) when that
+ * bucket runs low, and runs the work from a queue a few milliseconds per loop
+ * turn, so that timers never wait behind a flood. It reaps closed, idle and
+ * never-completed sessions, and counts every refusal by reason and by peer.
+ *
  * A listener is a userdata with one user value: a table holding the client,
  * the trust list, the on_session handler and its sessions by topic (for
  * listener:sessions() and to keep them reachable). */
 #include "lua/session.h"
+#include "crypto/hash.h"
+#include "crypto/random.h"
 #include "mqtt/registry.h"
 #include "mqtt/topic.h"
 #include "util/log.h"
 
+#include <mbedtls/constant_time.h>
 #include <mbedtls/platform_util.h>
+#include <mosquitto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_MAX_SESSIONS 10000
+#define DEFAULT_MAX_HALF_OPEN 1000
+#define DEFAULT_MAX_TOPIC 256
+#define DEFAULT_HANDSHAKE_RATE 200.0 /* INITREQs per second given DH work */
+#define DEFAULT_HANDSHAKE_BURST 100.0
+#define DEFAULT_COOKIE_RATE 5000.0   /* COOKIE replies per second */
+#define DEFAULT_RESYNC_RATE 100.0    /* RESYNC replies per second */
+#define MAX_QUEUED 256               /* INITREQs waiting for their DH work */
+#define WORK_BUDGET 0.005            /* seconds of handshake work per loop turn */
+#define SEEN_SLOTS 4096              /* digests of INITREQs taken (replay cache) */
+#define SEEN_LEN 16
+#define COOKIE_PERIOD 120.0          /* the cookie secret changes this often */
+#define MAX_PEERS_COUNTED 64         /* refusals counted by peer key, at most */
+#define LOG_RATE 5.0                 /* refusal log lines per second */
+
+/* The listener's own reasons, counted after the engine's (sts_reason). */
+enum refusal_reason {
+    R_TOPIC_TOO_LONG = STS_REASON_COUNT, R_NO_SESSION, R_SEEN, R_COOKIE, R_RATE, R_QUEUE_FULL,
+    R_MAX_SESSIONS, R_MAX_HALF_OPEN, R_NAME, R_BINDING, R_COUNT
+};
+
+static const char *refusal_name(int r)
+{
+    static const char *const names[] = {
+        "topic_too_long", "no_session", "replay", "cookie", "rate", "queue_full",
+        "max_sessions", "max_half_open", "name", "binding",
+    };
+    return r < STS_REASON_COUNT ? sts_reason_name((enum sts_reason)r) : names[r - STS_REASON_COUNT];
+}
+
+struct bucket {
+    double tokens, rate, burst, at;
+};
+
+/* An INITREQ waiting for its turn: topic (NUL-terminated), then the frame. */
+struct job {
+    struct job *next;
+    size_t len;
+    char data[];
+};
+
+struct peer_count {
+    uint8_t key[STS_X25519_LEN];
+    uint64_t n;
+};
 
 struct llistener {
     struct lclient *client;
@@ -27,7 +84,19 @@ struct llistener {
     struct policy policy;         /* every session's settings */
     struct stsl_anchor anchor;
     int closing;
-    size_t nsessions, max_sessions;
+    int bind_name;                /* the + level of a topic must be the peer's name */
+    size_t nsessions, max_sessions, nhalf_open, max_half_open, max_topic;
+    double idle;                  /* > 0: established sessions silent this long are closed */
+    struct bucket dh, cookies, resyncs, log;
+    struct sts_timer work, sweep;
+    struct job *queue, **queue_tail;
+    size_t nqueued;
+    uint8_t secret[2][32];        /* the cookie secrets: current, previous */
+    double secret_at;
+    uint8_t (*seen)[SEEN_LEN];    /* SEEN_SLOTS digests */
+    uint64_t rejected[R_COUNT], by_peer_other, handshakes, handshake_jobs, cookies_sent, suppressed;
+    struct peer_count by_peer[MAX_PEERS_COUNTED];
+    size_t npeers;
 };
 
 static struct llistener *check_listener(lua_State *L, int idx)
@@ -35,25 +104,119 @@ static struct llistener *check_listener(lua_State *L, int idx)
     return luaL_checkudata(L, idx, LISTENER_MT);
 }
 
+/* --- limits ------------------------------------------------------------------------- */
+
+static void bucket_init(struct bucket *b, double rate, double burst)
+{
+    b->rate = rate;
+    b->burst = b->tokens = burst;
+    b->at = sts_now();
+}
+
+static double bucket_level(struct bucket *b, double now)
+{
+    b->tokens += (now - b->at) * b->rate;
+    if (b->tokens > b->burst) b->tokens = b->burst;
+    b->at = now;
+    return b->tokens;
+}
+
+static int bucket_take(struct bucket *b, double now)
+{
+    if (bucket_level(b, now) < 1) return 0;
+    b->tokens -= 1;
+    return 1;
+}
+
+int stsl_listener_may_resync(struct llistener *li)
+{
+    return bucket_take(&li->resyncs, sts_now());
+}
+
+/* --- refusals: counted by reason and by peer, logged at a bounded rate ------------------ */
+
+static void count_peer(struct llistener *li, const uint8_t key[STS_X25519_LEN])
+{
+    for (size_t i = 0; i < li->npeers; i++) {
+        if (memcmp(li->by_peer[i].key, key, STS_X25519_LEN) == 0) {
+            li->by_peer[i].n++;
+            return;
+        }
+    }
+    if (li->npeers == MAX_PEERS_COUNTED) {
+        li->by_peer_other++;
+        return;
+    }
+    memcpy(li->by_peer[li->npeers].key, key, STS_X25519_LEN);
+    li->by_peer[li->npeers++].n = 1;
+}
+
+static void refuse(struct llistener *li, int reason, const char *topic, const uint8_t *key)
+{
+    char fp[STS_FINGERPRINT_LEN + 1] = "an unknown key";
+    li->rejected[reason]++;
+    if (key) {
+        count_peer(li, key);
+        if (sts_key_fingerprint(fp, key) != 0) strcpy(fp, "?");
+    }
+    if (!bucket_take(&li->log, sts_now())) {
+        li->suppressed++;
+        return;
+    }
+    sts_warn("listener %s: refused %.*s from %s: %s (%llu such; %llu lines suppressed)", li->filter, 128, topic,
+             fp, refusal_name(reason), (unsigned long long)li->rejected[reason], (unsigned long long)li->suppressed);
+    li->suppressed = 0;
+}
+
+void stsl_listener_rejected(struct lsession *ls, const char *reason)
+{
+    int r = STS_REASON_MALFORMED;
+    for (int i = 1; i < STS_REASON_COUNT; i++)
+        if (strcmp(reason, sts_reason_name((enum sts_reason)i)) == 0) r = i;
+    if (r == STS_REASON_UNTRUSTED && ls->refusal == STSL_REFUSAL_NAME) r = R_NAME;
+    if (r == STS_REASON_UNTRUSTED && ls->refusal == STSL_REFUSAL_BINDING) r = R_BINDING;
+    refuse(ls->listener, r, ls->topic_in, ls->has_seen_key ? ls->seen_key : NULL);
+}
+
+/* The level of topic that the filter's one + takes equals name. */
+static int level_is(const char *filter, const char *topic, const char *name)
+{
+    for (;;) {
+        const char *fe = strchr(filter, '/'), *te = strchr(topic, '/');
+        size_t fl = fe ? (size_t)(fe - filter) : strlen(filter), tl = te ? (size_t)(te - topic) : strlen(topic);
+        if (fl == 1 && filter[0] == '+') return tl == strlen(name) && memcmp(topic, name, tl) == 0;
+        if (!fe || !te) return 0;
+        filter = fe + 1;
+        topic = te + 1;
+    }
+}
+
+enum stsl_refusal stsl_listener_refusal(const struct llistener *li, const char *topic,
+                                        const struct sts_trust_entry *e)
+{
+    if (!e) return STSL_REFUSAL_UNTRUSTED;
+    if (e->binding[0] && !sts_topic_matches(e->binding, topic)) return STSL_REFUSAL_BINDING;
+    if (li && li->bind_name && !(e->name[0] && level_is(li->filter, topic, e->name))) return STSL_REFUSAL_NAME;
+    return STSL_REFUSAL_NONE;
+}
+
+/* --- sessions ------------------------------------------------------------------------ */
+
 static void on_session_frame(void *ud, const struct sts_mqtt_message *msg)
 {
     stsl_session_receive(ud, msg);
 }
 
-/* Makes the session for a frame on a topic not seen before; leaves the
- * stack as it found it. */
-static void add_session(lua_State *L, struct llistener *li, const char *topic)
+/* Makes the session for an INITREQ on a topic not seen before; leaves the
+ * stack as it found it. Returns it, or NULL (refused and counted). */
+static struct lsession *add_session(lua_State *L, struct llistener *li, const char *topic)
 {
     char out[1024];
-    if (li->nsessions >= li->max_sessions) {
-        sts_warn("listener %s: refused a frame on %s: %zu sessions already (max_sessions)", li->filter, topic, li->nsessions);
-        return;
-    }
-    if (sts_topic_reply(out, sizeof out, li->filter, li->pub, topic) < 0) {
-        sts_warn("listener %s: refused a frame on %s: its reply topic is too long", li->filter, topic);
-        return;
-    }
-    if (!stsl_anchor_push(L, &li->anchor)) return;
+    if (li->nsessions >= li->max_sessions) return refuse(li, R_MAX_SESSIONS, topic, NULL), NULL;
+    if (li->nhalf_open >= li->max_half_open) return refuse(li, R_MAX_HALF_OPEN, topic, NULL), NULL;
+    if (sts_topic_reply(out, sizeof out, li->filter, li->pub, topic) < 0)
+        return refuse(li, R_TOPIC_TOO_LONG, topic, NULL), NULL;
+    if (!stsl_anchor_push(L, &li->anchor)) return NULL;
     int listener = lua_gettop(L);
     struct policy p = li->policy; /* the copy's key pointers must point into the copy */
     if (p.cfg.static_priv) p.cfg.static_priv = p.identity, p.cfg.static_pub = p.identity_pub;
@@ -67,33 +230,26 @@ static void add_session(lua_State *L, struct llistener *li, const char *topic)
     } else if (!(ls->sub = sts_registry_add(&li->sessions, topic, 0, on_session_frame, ls))) {
         sts_warn("listener %s: no session for %s: out of memory", li->filter, topic);
         stsl_session_close(L, -1, ls, "out of memory");
+        ls = NULL;
     } else {
         ls->listener = li;
-        ls->give_up = sts_now() + 2 * li->policy.cfg.handshake_timeout;
+        ls->give_up = sts_now() + 1.5 * li->policy.cfg.handshake_timeout;
         lua_pushvalue(L, listener);
         lua_setiuservalue(L, -2, UV_LISTENER);
         stsl_get_uv(L, listener, "sessions");
         lua_pushvalue(L, -2);
         lua_setfield(L, -2, topic);
         li->nsessions++;
+        li->nhalf_open++;
     }
     lua_settop(L, listener - 1);
-}
-
-/* The listener's subscriber: routes each frame to the session of its topic,
- * making one for a topic not seen before. */
-static void on_frame(void *ud, const struct sts_mqtt_message *msg)
-{
-    struct llistener *li = ud;
-    static const int go_on = 0;
-    if (li->closing) return;
-    if (sts_registry_deliver(&li->sessions, msg, &go_on) > 0) return;
-    add_session(stsl_main(), li, msg->topic);
-    sts_registry_deliver(&li->sessions, msg, &go_on);
+    return ls;
 }
 
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls)
 {
+    ls->listener->nhalf_open--;
+    ls->listener->handshakes++;
     lua_getiuservalue(L, session, UV_LISTENER);
     int listener = lua_gettop(L);
     if (stsl_get_uv(L, listener, "on_session") == LUA_TFUNCTION && !ls->quiet) {
@@ -114,12 +270,232 @@ void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
     sts_registry_remove(ls->sub);
     sts_registry_collect(&li->sessions, f);
     li->nsessions--;
+    if (!ls->established) li->nhalf_open--;
     lua_getiuservalue(L, session, UV_LISTENER);
     stsl_get_uv(L, -1, "sessions");
     lua_pushnil(L);
     lua_setfield(L, -2, ls->topic_in);
     lua_pop(L, 2);
 }
+
+/* --- INITREQs: replay cache, cookies, the work queue ------------------------------------ */
+
+/* Where the digest of an INITREQ (without its cookie) on topic goes. */
+static uint8_t *seen_slot(struct llistener *li, const char *topic, const uint8_t *frame, size_t len,
+                          uint8_t digest[SEEN_LEN])
+{
+    uint8_t h[STS_SHA256_LEN];
+    if (sts_hash2(STS_SHA256, (const uint8_t *)topic, strlen(topic) + 1, frame, len, h) != 0) return NULL;
+    memcpy(digest, h, SEEN_LEN);
+    return li->seen[((size_t)h[0] << 8 | h[1]) % SEEN_SLOTS];
+}
+
+static void rotate_secret(struct llistener *li, double now)
+{
+    if (now - li->secret_at < COOKIE_PERIOD) return;
+    memcpy(li->secret[1], li->secret[0], sizeof li->secret[0]);
+    if (sts_random(li->secret[0], sizeof li->secret[0]) != 0) return; /* keeps the old one */
+    li->secret_at = now;
+}
+
+/* The cookie of a topic under secret k: HMAC-SHA256(secret, topic), cut. */
+static int make_cookie(const struct llistener *li, int k, const char *topic, uint8_t out[STS_FRAME_COOKIE_LEN])
+{
+    uint8_t mac[STS_SHA256_LEN];
+    int rc = sts_hmac(STS_SHA256, li->secret[k], sizeof li->secret[k], (const uint8_t *)topic, strlen(topic), mac);
+    memcpy(out, mac, STS_FRAME_COOKIE_LEN);
+    mbedtls_platform_zeroize(mac, sizeof mac);
+    return rc;
+}
+
+static int cookie_valid(const struct llistener *li, const char *topic, const uint8_t *cookie)
+{
+    uint8_t want[STS_FRAME_COOKIE_LEN];
+    int ok = 0;
+    for (int k = 0; k < 2 && !ok; k++)
+        ok = make_cookie(li, k, topic, want) == 0 && mbedtls_ct_memcmp(want, cookie, sizeof want) == 0;
+    return ok;
+}
+
+/* Publishes a COOKIE on the reply topic: stateless, nothing is kept. */
+static void send_cookie(struct llistener *li, const char *topic, double now)
+{
+    char out[1024];
+    uint8_t frame[STS_FRAME_HEADER_LEN + STS_FRAME_COOKIE_LEN];
+    struct sts_mqtt *m = stsl_client_mqtt(li->client);
+    if (!m || !bucket_take(&li->cookies, now) || sts_topic_reply(out, sizeof out, li->filter, li->pub, topic) < 0)
+        return;
+    size_t head = sts_frame_put_header(frame, STS_FRAME_COOKIE);
+    if (make_cookie(li, 0, topic, frame + head) != 0) return;
+    if (sts_mqtt_publish(m, out, frame, sizeof frame, 0, 0, NULL) == MOSQ_ERR_SUCCESS) li->cookies_sent++;
+}
+
+static void send_resync(struct llistener *li, const char *topic)
+{
+    char out[1024];
+    uint8_t frame[STS_FRAME_HEADER_LEN];
+    struct sts_mqtt *m = stsl_client_mqtt(li->client);
+    if (!m || !stsl_listener_may_resync(li) || sts_topic_reply(out, sizeof out, li->filter, li->pub, topic) < 0)
+        return;
+    sts_mqtt_publish(m, out, frame, sts_frame_put_header(frame, STS_FRAME_RESYNC), li->policy.qos, 0, NULL);
+}
+
+/* Under load (the DH bucket below half), an INITREQ must bring back the
+ * cookie of its topic: a sender that cannot read the reply topic never gets
+ * DH work. */
+static int under_load(struct llistener *li, double now)
+{
+    return bucket_level(&li->dh, now) < li->dh.burst / 2;
+}
+
+static void run_jobs(struct sts_timer *t, void *ud);
+
+static void enqueue(struct llistener *li, const struct sts_mqtt_message *msg, size_t topic_len)
+{
+    struct job *j = malloc(sizeof *j + topic_len + 1 + (size_t)msg->len);
+    if (!j) { refuse(li, STS_REASON_INTERNAL, msg->topic, NULL); return; }
+    memcpy(j->data, msg->topic, topic_len + 1);
+    memcpy(j->data + topic_len + 1, msg->payload, (size_t)msg->len);
+    j->len = (size_t)msg->len;
+    j->next = NULL;
+    *li->queue_tail = j;
+    li->queue_tail = &j->next;
+    if (li->nqueued++ == 0) sts_timer_start(sts_loop_default(), &li->work, 0, 0);
+}
+
+/* An INITREQ for no session, or for one that would have to do DH work. */
+static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *msg, size_t topic_len)
+{
+    const uint8_t *frame = msg->payload, *cookie;
+    double now = sts_now();
+    uint8_t digest[SEEN_LEN];
+    size_t len = sts_initreq_cookie(frame, (size_t)msg->len, &cookie);
+    uint8_t *slot = seen_slot(li, msg->topic, frame, len, digest);
+    if (!slot) { refuse(li, STS_REASON_INTERNAL, msg->topic, NULL); return; }
+    if (memcmp(slot, digest, SEEN_LEN) == 0) { refuse(li, R_SEEN, msg->topic, NULL); return; }
+    rotate_secret(li, now);
+    if (under_load(li, now) && !(cookie && cookie_valid(li, msg->topic, cookie))) {
+        send_cookie(li, msg->topic, now);
+        refuse(li, R_COOKIE, msg->topic, NULL);
+        return;
+    }
+    if (li->nqueued >= MAX_QUEUED) { refuse(li, R_QUEUE_FULL, msg->topic, NULL); return; }
+    if (!bucket_take(&li->dh, now)) { refuse(li, R_RATE, msg->topic, NULL); return; }
+    memcpy(slot, digest, SEEN_LEN);
+    enqueue(li, msg, topic_len);
+}
+
+/* A session made for an INITREQ its engine refused keeps no state. */
+static void drop_if_refused(lua_State *L, struct lsession *ls)
+{
+    if (!ls->s || sts_session_state(ls->s) != STS_STATE_IDLE || !stsl_anchor_push(L, &ls->anchor)) return;
+    stsl_session_close(L, -1, ls, "refused");
+    lua_pop(L, 1);
+}
+
+/* Runs queued INITREQs for WORK_BUDGET seconds at most (at least one), then
+ * yields the loop to I/O and timers. */
+static void run_jobs(struct sts_timer *t, void *ud)
+{
+    struct llistener *li = ud;
+    lua_State *L = stsl_main();
+    double start = sts_now();
+    (void)t;
+    while (li->queue && !li->closing && sts_now() - start < WORK_BUDGET) {
+        struct job *j = li->queue;
+        if (!(li->queue = j->next)) li->queue_tail = &li->queue;
+        li->nqueued--;
+        struct sts_mqtt_message msg = { .topic = j->data, .payload = j->data + strlen(j->data) + 1, .len = j->len };
+        struct lsession *ls = sts_registry_find(&li->sessions, msg.topic);
+        int made = !ls;
+        if (made) ls = add_session(L, li, msg.topic);
+        if (ls) {
+            li->handshake_jobs++;
+            stsl_session_receive(ls, &msg);
+            if (made) drop_if_refused(L, ls);
+        }
+        free(j);
+    }
+    if (li->queue && !li->closing) sts_timer_start(sts_loop_default(), &li->work, 0, 0);
+}
+
+static void drop_jobs(struct llistener *li)
+{
+    for (struct job *j = li->queue, *next; j; j = next) {
+        next = j->next;
+        free(j);
+    }
+    li->queue = NULL;
+    li->queue_tail = &li->queue;
+    li->nqueued = 0;
+}
+
+static int is_initreq(const struct sts_mqtt_message *msg)
+{
+    const uint8_t *p = msg->payload;
+    return msg->len >= STS_FRAME_HEADER_LEN && p[0] == STS_FRAME_VERSION && p[1] == STS_FRAME_INITREQ;
+}
+
+/* The listener's subscriber: routes each frame to the session of its topic;
+ * an INITREQ that needs DH work waits its turn. */
+static void on_frame(void *ud, const struct sts_mqtt_message *msg)
+{
+    struct llistener *li = ud;
+    if (li->closing) return;
+    size_t topic_len = strnlen(msg->topic, li->max_topic + 1);
+    if (topic_len > li->max_topic) { refuse(li, R_TOPIC_TOO_LONG, msg->topic, NULL); return; }
+    struct lsession *ls = sts_registry_find(&li->sessions, msg->topic);
+    if (is_initreq(msg) && !(ls && ls->s && sts_session_is_retransmission(ls->s, msg->payload, (size_t)msg->len)))
+        {
+            admit_initreq(li, msg, topic_len);
+            return;
+        }
+    if (ls) {
+        stsl_session_receive(ls, msg);
+        return;
+    }
+    refuse(li, R_NO_SESSION, msg->topic, NULL);
+    if (msg->len >= STS_FRAME_HEADER_LEN && (((const uint8_t *)msg->payload)[1] == STS_FRAME_ENC))
+        send_resync(li, msg->topic);
+}
+
+/* --- idle sessions ----------------------------------------------------------------------- */
+
+/* Closes the established sessions nothing authentic came from for `idle`
+ * seconds, after their idle handler. */
+static void sweep_idle(struct sts_timer *t, void *ud)
+{
+    struct llistener *li = ud;
+    lua_State *L = stsl_main();
+    double now = sts_now();
+    (void)t;
+    if (!stsl_anchor_push(L, &li->anchor)) return;
+    int listener = lua_gettop(L);
+    stsl_get_uv(L, listener, "sessions");
+    lua_newtable(L); /* the idle ones: closing takes them out of `sessions` */
+    int idle = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idle - 1)) {
+        struct lsession *ls = stsl_check_session(L, -1);
+        if (ls->established && now - ls->last_seen >= li->idle) lua_rawseti(L, idle, ++n);
+        else lua_pop(L, 1);
+    }
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, idle, i);
+        struct lsession *ls = stsl_check_session(L, -1);
+        if (lua_getiuservalue(L, -1, UV_ON_IDLE) == LUA_TFUNCTION) {
+            lua_pushvalue(L, -2);
+            stsl_pcall(L, 1, 0, "session idle handler");
+        } else {
+            lua_pop(L, 1);
+        }
+        stsl_session_close(L, -1, ls, "idle");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, listener - 1);
+}
+
+/* --- sts.listen and the listener's methods ------------------------------------------------- */
 
 static int listener_close(lua_State *L);
 
@@ -128,12 +504,57 @@ static int listener_client_closed(lua_State *L)
     return listener_close(L);
 }
 
+/* rate = { handshakes = n, burst = n, cookies = n, resyncs = n } */
+static void read_rates(lua_State *L, int idx, struct llistener *li)
+{
+    static const char *const known[] = { "handshakes", "burst", "cookies", "resyncs", NULL };
+    double handshakes = DEFAULT_HANDSHAKE_RATE, burst = DEFAULT_HANDSHAKE_BURST;
+    double cookies = DEFAULT_COOKIE_RATE, resyncs = DEFAULT_RESYNC_RATE;
+    if (stsl_opt_table(L, idx, "rate")) {
+        int t = lua_gettop(L);
+        stsl_check_options(L, t, "rate", known);
+        handshakes = stsl_opt_number(L, t, "handshakes", handshakes);
+        burst = stsl_opt_number(L, t, "burst", burst);
+        cookies = stsl_opt_number(L, t, "cookies", cookies);
+        resyncs = stsl_opt_number(L, t, "resyncs", resyncs);
+        lua_pop(L, 1);
+    }
+    if (!(handshakes > 0) || !(burst >= 1) || !(cookies >= 0) || !(resyncs >= 0))
+        luaL_error(L, "option 'rate': handshakes must be positive, burst at least 1, cookies and resyncs not negative");
+    bucket_init(&li->dh, handshakes, burst);
+    bucket_init(&li->cookies, cookies, cookies > 1 ? cookies : 1);
+    bucket_init(&li->resyncs, resyncs, resyncs > 1 ? resyncs : 1);
+    bucket_init(&li->log, LOG_RATE, 4 * LOG_RATE);
+}
+
+/* bind: "name" (the default with a trust file), or false. With trust = "any"
+ * or a pinned peer there is no name to bind to. */
+static int read_bind(lua_State *L, int idx, const struct policy *p, const char *sub)
+{
+    lua_getfield(L, idx, "bind");
+    int named_trust = !p->trust_any && !p->cfg.peer_static;
+    int bind = lua_isnil(L, -1) ? named_trust : lua_toboolean(L, -1);
+    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "name") != 0)
+        luaL_error(L, "option 'bind' must be \"name\" or false");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1) && !lua_isstring(L, -1))
+        luaL_error(L, "option 'bind' must be \"name\" or false");
+    if (lua_isboolean(L, -1) && bind) luaL_error(L, "option 'bind' must be \"name\" or false");
+    if (bind && !named_trust)
+        luaL_error(L, "option 'bind': binding by name needs a trust file (trust = \"any\" and peer give no names)");
+    if (bind && sts_topic_count_plus(sub) != 1)
+        luaL_error(L, "option 'bind': binding by name needs a 'sub' filter with exactly one + level");
+    if (!bind && named_trust)
+        sts_warn("listener %s: bind = false: any trusted key may take any topic it matches (one peer may speak for another)", sub);
+    lua_pop(L, 1);
+    return bind;
+}
+
 /* sts.listen(client, opts, on_session) -> listener | nil, message */
 static int l_listen(lua_State *L)
 {
     static const char *const known[] = {
         "pub", "sub", "identity", "peer", "trust", "pattern", "suite", "timeout", "qos", "rekey",
-        "retransmit", "max_sessions", NULL,
+        "retransmit", "max_sessions", "max_half_open", "max_topic", "bind", "idle", "rate", NULL,
     };
     struct policy p;
     int rc;
@@ -144,21 +565,36 @@ static int l_listen(lua_State *L)
     const char *pub = stsl_required_topic(L, 2, "pub");
     const char *sub = stsl_required_topic(L, 2, "sub");
     lua_Integer max_sessions = stsl_opt_integer(L, 2, "max_sessions", DEFAULT_MAX_SESSIONS);
+    lua_Integer max_half_open = stsl_opt_integer(L, 2, "max_half_open", DEFAULT_MAX_HALF_OPEN);
+    lua_Integer max_topic = stsl_opt_integer(L, 2, "max_topic", DEFAULT_MAX_TOPIC);
+    double idle = stsl_opt_number(L, 2, "idle", 0);
     size_t plus_sub = sts_topic_count_plus(sub);
     if (strchr(sub, '#') || strchr(pub, '#') || plus_sub == 0 || sts_topic_count_plus(pub) > plus_sub)
         luaL_error(L, "sts.listen needs a 'sub' filter with + levels and a 'pub' with at most as many + (no #)");
     if (max_sessions < 1) luaL_error(L, "option 'max_sessions' must be positive");
+    if (max_half_open < 1) luaL_error(L, "option 'max_half_open' must be positive");
+    if (max_topic < 1 || max_topic > 65535) luaL_error(L, "option 'max_topic' must be from 1 to 65535 (bytes)");
+    if (idle < 0) luaL_error(L, "option 'idle' must be positive (seconds)");
     if (!stsl_read_policy(L, 2, &p, 1)) return stsl_fail(L, "%s", lua_tostring(L, -1)); /* 4: trust */
+    int bind = read_bind(L, 2, &p, sub);
 
     struct llistener *li = lua_newuserdatauv(L, sizeof *li, 1); /* 5 */
     memset(li, 0, sizeof *li);
     stsl_anchor_init(&li->anchor);
     sts_registry_init(&li->sessions);
+    li->queue_tail = &li->queue;
     li->client = client;
     li->max_sessions = (size_t)max_sessions;
+    li->max_half_open = (size_t)max_half_open;
+    li->max_topic = (size_t)max_topic;
+    li->idle = idle;
+    li->bind_name = bind;
     li->policy = p;
     mbedtls_platform_zeroize(&p, sizeof p);
     luaL_setmetatable(L, LISTENER_MT);
+    read_rates(L, 2, li);
+    sts_timer_init(&li->work, run_jobs, li);
+    sts_timer_init(&li->sweep, sweep_idle, li);
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, 1);
     lua_setfield(L, -2, "client");
@@ -171,11 +607,19 @@ static int l_listen(lua_State *L)
     lua_setiuservalue(L, 5, 1);
     li->filter = strdup(sub);
     li->pub = strdup(pub);
-    if (!li->filter || !li->pub) return luaL_error(L, "out of memory");
+    li->seen = calloc(SEEN_SLOTS, sizeof *li->seen);
+    if (!li->filter || !li->pub || !li->seen) return luaL_error(L, "out of memory");
+    if (sts_random(li->secret[0], sizeof li->secret[0]) != 0 || sts_random(li->secret[1], sizeof li->secret[1]) != 0)
+        return stsl_fail(L, "the random generator failed");
+    li->secret_at = sts_now();
     li->sub = sts_mqtt_subscribe(stsl_client_mqtt(client), sub, li->policy.qos, on_frame, li, &rc);
     if (!li->sub) return stsl_fail(L, "subscribe: %s", mosquitto_strerror(rc));
     stsl_anchor_set(L, 5, &li->anchor);
     stsl_client_on_close(L, 1, 5, listener_client_closed);
+    if (idle > 0) {
+        double every = idle / 4 < 1 ? idle / 4 : 1;
+        sts_timer_start(sts_loop_default(), &li->sweep, every, every);
+    }
     lua_settop(L, 5);
     return 1;
 }
@@ -195,11 +639,52 @@ static int listener_sessions(lua_State *L)
     return 1;
 }
 
+static void add_count(lua_State *L, const char *name, uint64_t n)
+{
+    lua_getfield(L, -1, name);
+    n += (uint64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    stsl_set_count(L, name, n);
+}
+
+/* listener:stats() -> counts: sessions by state, handshakes, refusals by
+ * reason and by peer fingerprint, the work queue and cookies. */
+static int listener_stats(lua_State *L)
+{
+    struct llistener *li = check_listener(L, 1);
+    char fp[STS_FINGERPRINT_LEN + 1];
+    uint64_t total = 0;
+    lua_createtable(L, 0, 12);
+    stsl_set_count(L, "sessions", li->nsessions);
+    stsl_set_count(L, "established", li->nsessions - li->nhalf_open);
+    stsl_set_count(L, "half_open", li->nhalf_open);
+    stsl_set_count(L, "handshakes", li->handshakes);
+    stsl_set_count(L, "handshake_jobs", li->handshake_jobs);
+    stsl_set_count(L, "queued", li->nqueued);
+    stsl_set_count(L, "cookies_sent", li->cookies_sent);
+    lua_newtable(L);
+    for (int r = 1; r < R_COUNT; r++) {
+        total += li->rejected[r];
+        if (li->rejected[r]) add_count(L, refusal_name(r), li->rejected[r]);
+    }
+    lua_setfield(L, -2, "rejected");
+    stsl_set_count(L, "rejected_total", total);
+    lua_newtable(L);
+    for (size_t i = 0; i < li->npeers; i++)
+        if (sts_key_fingerprint(fp, li->by_peer[i].key) == 0) stsl_set_count(L, fp, li->by_peer[i].n);
+    if (li->by_peer_other) stsl_set_count(L, "other", li->by_peer_other);
+    lua_setfield(L, -2, "rejected_by_peer");
+    return 1;
+}
+
 static int listener_close(lua_State *L)
 {
     struct llistener *li = check_listener(L, 1);
     if (li->closing || li->anchor.ref == LUA_NOREF) return 0;
     li->closing = 1;
+    sts_timer_stop(sts_loop_default(), &li->work);
+    sts_timer_stop(sts_loop_default(), &li->sweep);
+    drop_jobs(li);
     stsl_get_uv(L, 1, "sessions");
     int sessions = lua_gettop(L);
     lua_newtable(L); /* a copy: closing a session takes it out of the table */
@@ -222,11 +707,17 @@ static int listener_close(lua_State *L)
 static int listener_gc(lua_State *L)
 {
     struct llistener *li = check_listener(L, 1);
+    sts_timer_stop(sts_loop_default(), &li->work);
+    sts_timer_stop(sts_loop_default(), &li->sweep);
+    drop_jobs(li);
     sts_registry_free(&li->sessions);
     free(li->filter);
     free(li->pub);
+    free(li->seen);
     li->filter = li->pub = NULL;
+    li->seen = NULL;
     mbedtls_platform_zeroize(&li->policy, sizeof li->policy);
+    mbedtls_platform_zeroize(li->secret, sizeof li->secret);
     return 0;
 }
 
@@ -234,7 +725,7 @@ void stsl_open_listener(lua_State *L)
 {
     static const luaL_Reg meta[] = { { "__close", listener_close }, { "__gc", listener_gc }, { NULL, NULL } };
     static const luaL_Reg methods[] = {
-        { "sessions", listener_sessions }, { "close", listener_close }, { NULL, NULL },
+        { "sessions", listener_sessions }, { "stats", listener_stats }, { "close", listener_close }, { NULL, NULL },
     };
     stsl_new_class(L, LISTENER_MT, meta, methods);
     lua_pushcfunction(L, l_listen);

@@ -21,6 +21,7 @@
 #include <mbedtls/platform_util.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_KEPT 1000 /* messages kept until a message handler is set */
 
@@ -74,7 +75,7 @@ static void push_peer(lua_State *L, const struct lsession *ls)
  * it in the loop's heap is most of the cost. */
 static void rearm(struct lsession *ls, double now)
 {
-    if (!ls->s) return;
+    if (!ls->s || ls->closing) return;
     double next = sts_session_tick(ls->s, now);
     if (ls->listener && !ls->established && ls->give_up < next) next = ls->give_up;
     if (!isfinite(next)) {
@@ -89,6 +90,9 @@ static void emit_frame(void *ctx, const uint8_t *frame, size_t len)
 {
     struct lsession *ls = ctx;
     struct sts_mqtt *m = stsl_client_mqtt(ls->client);
+    /* A listener bounds its answers to input it cannot authenticate. */
+    if (ls->listener && frame[1] == STS_FRAME_RESYNC && !stsl_listener_may_resync(ls->listener)) return;
+    ls->bytes_out += len;
     if (!m) {
         sts_warn("session %s: the client is closed; a frame was not sent", ls->topic_out);
         return;
@@ -98,10 +102,27 @@ static void emit_frame(void *ctx, const uint8_t *frame, size_t len)
         sts_warn("session %s: publishing a frame failed: %s", ls->topic_out, mosquitto_strerror(rc));
 }
 
+/* A key is accepted when trusted and, when its trust line binds it, on its
+ * topics (docs/PROTOCOL.md § Identities bound to topics). */
 static int trust_check(void *ctx, const uint8_t pub[STS_X25519_LEN])
 {
-    const struct lsession *ls = ctx;
-    return ls->trust_any || (ls->trust && sts_trust_contains(ls->trust, pub));
+    struct lsession *ls = ctx;
+    memcpy(ls->seen_key, pub, STS_X25519_LEN);
+    ls->has_seen_key = 1;
+    if (ls->trust_any) return 1;
+    const struct sts_trust_entry *e = ls->trust ? sts_trust_find(ls->trust, pub) : NULL;
+    ls->refusal = stsl_listener_refusal(ls->listener, ls->topic_in, e);
+    return ls->refusal == STSL_REFUSAL_NONE;
+}
+
+/* The IK INITREQ's timestamp: nanoseconds of the wall clock, which a restart
+ * does not set back (the engine keeps it growing within a session). */
+static uint64_t wall_stamp(void *ctx)
+{
+    struct timespec ts;
+    (void)ctx;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* The pending sts.handshake gets its answer: the session, or nil and why. */
@@ -191,6 +212,8 @@ static void log_rejection(struct lsession *ls, const uint8_t *why, size_t len)
 static void on_ended(lua_State *L, int session, struct lsession *ls, enum sts_session_event ev,
                      const uint8_t *data, size_t len)
 {
+    if (ls->told_end) return; /* closing after a KILL reports the end again */
+    ls->told_end = ls->established;
     lua_pushlstring(L, (const char *)data, len);
     const char *why = lua_tostring(L, -1);
     if (ev == STS_EVENT_FAILED) sts_warn("session %s: handshake failed: %s", ls->topic_in, why);
@@ -204,6 +227,9 @@ static void on_ended(lua_State *L, int session, struct lsession *ls, enum sts_se
         lua_pushvalue(L, -2);
         stsl_pcall(L, 1, 0, "session close handler");
     }
+    /* A listener's session that ended leaves it at once: the next handshake
+     * on its topic makes a new session. */
+    if (ls->established && ls->listener) stsl_session_close(L, session, ls, lua_tostring(L, -1));
     lua_pop(L, 1);
 }
 
@@ -213,7 +239,10 @@ static void on_event(void *ctx, enum sts_session_event ev, const uint8_t *data, 
     lua_State *L = stsl_main();
     if (ls->finalizing) return;
     if (ev == STS_EVENT_REJECTED) {
-        log_rejection(ls, data, len);
+        char reason[32];
+        snprintf(reason, sizeof reason, "%.*s", (int)len, (const char *)data);
+        if (ls->listener) stsl_listener_rejected(ls, reason);
+        else log_rejection(ls, data, len);
         return;
     }
     if (!stsl_anchor_push(L, &ls->anchor)) return;
@@ -230,6 +259,22 @@ static void on_event(void *ctx, enum sts_session_event ev, const uint8_t *data, 
 
 /* Timer: the engine's deadline (retransmit, timeout, rekey), and for a
  * listener's session that never got established, giving up on it. */
+/* A listener's session holds no engine once closed: its memory goes now,
+ * not when Lua collects the userdata, and never under the engine's own call. */
+static void free_engine(struct lsession *ls)
+{
+    if (ls->busy || !ls->closing || !ls->listener) return;
+    sts_session_free(ls->s);
+    ls->s = NULL;
+    sts_backlog_clear(&ls->kept);
+}
+
+static void engine_done(struct lsession *ls)
+{
+    ls->busy--;
+    free_engine(ls);
+}
+
 static void on_timer(struct sts_timer *t, void *ud)
 {
     struct lsession *ls = ud;
@@ -243,15 +288,22 @@ static void on_timer(struct sts_timer *t, void *ud)
         }
         return;
     }
+    ls->busy++;
     rearm(ls, now);
+    engine_done(ls);
 }
 
 void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg)
 {
     if (!is_open(ls)) return;
     double now = sts_now();
-    sts_session_receive(ls->s, now, msg->payload, msg->len);
+    ls->busy++;
+    ls->has_seen_key = 0;
+    ls->refusal = STSL_REFUSAL_NONE;
+    ls->bytes_in += (uint64_t)msg->len;
+    if (sts_session_receive(ls->s, now, msg->payload, msg->len) == 0) ls->last_seen = now;
     rearm(ls, now);
+    engine_done(ls);
 }
 
 /* The subscriber of a session of its own. */
@@ -313,6 +365,7 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
     p->cfg.trust = trust_check;
     p->cfg.emit = emit_frame;
     p->cfg.on_event = on_event;
+    p->cfg.timestamp = wall_stamp;
     p->cfg.ctx = ls;
     int rc = sts_session_new(&ls->s, &p->cfg);
     mbedtls_platform_zeroize(p->identity, sizeof p->identity);
@@ -344,6 +397,7 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     ls->sub = NULL;
     sts_timer_stop(loop(), &ls->timer);
     stsl_anchor_release(&ls->anchor);
+    free_engine(ls);
 }
 
 /* The client a session publishes through is closing: the session ends with
@@ -354,6 +408,7 @@ static int session_client_closed(lua_State *L)
     struct lsession *ls = stsl_check_session(L, 1);
     if (!is_open(ls)) return 0;
     ls->quiet = lua_toboolean(L, 2);
+    ls->told_end = 1;
     if (!ls->established) {
         settle(L, 1, 0, "client closed");
     } else if (ls->tap.ended) {
@@ -468,11 +523,11 @@ static int session_send(lua_State *L)
 
 static int session_on(lua_State *L)
 {
-    static const char *const events[] = { "message", "close", "established", NULL };
+    static const char *const events[] = { "message", "close", "established", "idle", NULL };
     struct lsession *ls = stsl_check_session(L, 1);
     int e = luaL_checkoption(L, 2, NULL, events);
     if (!lua_isnil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
-    static const enum stsl_session_uv handlers[] = { UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED };
+    static const enum stsl_session_uv handlers[] = { UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED, UV_ON_IDLE };
     int set = !lua_isnil(L, 3);
     lua_settop(L, 3);
     lua_setiuservalue(L, 1, handlers[e]);
@@ -510,7 +565,10 @@ static int session_rehandshake(lua_State *L)
 static int session_stats(lua_State *L)
 {
     struct lsession *ls = stsl_check_session(L, 1);
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 15);
+    stsl_set_count(L, "bytes_in", ls->bytes_in);
+    stsl_set_count(L, "bytes_out", ls->bytes_out);
+    if (ls->last_seen > 0) stsl_set_count(L, "last_seen_ms", (uint64_t)((sts_now() - ls->last_seen) * 1000));
     if (!ls->s) return 1;
     const struct sts_session_stats *st = sts_session_stats(ls->s);
     stsl_set_count(L, "sent", st->messages_out);

@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <mbedtls/platform_util.h>
+#include <mosquitto.h>
 #include <string.h>
 
 const char *const stsl_session_options[] = {
@@ -33,9 +34,20 @@ static int push_trust_file(lua_State *L, const char *path)
     struct sts_trust *t = lua_newuserdatauv(L, sizeof *t, 0);
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, TRUST_MT);
-    if (sts_trust_load(t, path, err, sizeof err) == 0) return 1;
-    lua_pushstring(L, err);
-    return 0;
+    if (sts_trust_load(t, path, err, sizeof err) != 0) {
+        lua_pushstring(L, err);
+        return 0;
+    }
+    /* A binding that is no filter would match nothing, or not what was meant. */
+    for (size_t i = 0; i < t->n; i++) {
+        const struct sts_trust_entry *e = &t->entries[i];
+        if (e->binding[0] && mosquitto_sub_topic_check(e->binding) != MOSQ_ERR_SUCCESS) {
+            lua_pushfstring(L, "%s: the key named '%s': topic binding '%s' is not a valid MQTT filter", path,
+                            e->name, e->binding);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static enum sts_pattern parse_pattern(lua_State *L, const char *name)

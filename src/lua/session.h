@@ -32,7 +32,7 @@ struct lsession;
 /* A session userdata's user values. */
 enum stsl_session_uv {
     UV_CLIENT = 1, UV_TRUST, UV_PENDING, UV_LISTENER,
-    UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED,
+    UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED, UV_ON_IDLE,
     UV_INFO, /* the table handed with every message, made with the first */
     UV_COUNT = UV_INFO
 };
@@ -72,7 +72,18 @@ struct lsession {
     int finalizing;             /* being collected: the engine's events go nowhere */
     double give_up;             /* a listener's session not established by then is dropped */
     uint64_t rejections;
+    double last_seen;           /* when the last frame that authenticated (or the first handshake message) came */
+    uint64_t bytes_in, bytes_out;
+    int busy;                   /* inside the engine: a closed listener session's is freed after */
+    int told_end;               /* the end was reported to the script once */
+    /* The peer key the trust check saw for the frame being read, and why it
+     * refused it (an enum stsl_refusal), for the listener's rejections. */
+    uint8_t seen_key[STS_X25519_LEN];
+    int has_seen_key, refusal;
 };
+
+/* Why a trust check refused a key. */
+enum stsl_refusal { STSL_REFUSAL_NONE, STSL_REFUSAL_UNTRUSTED, STSL_REFUSAL_NAME, STSL_REFUSAL_BINDING };
 
 /* --- options (lsession_options.c) --- */
 extern const char *const stsl_session_options[];
@@ -105,6 +116,13 @@ void stsl_session_tap(struct lsession *ls, const struct stsl_session_tap *tap);
 /* --- listeners (llisten.c), told by their sessions --- */
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls);
 void stsl_listener_forget(lua_State *L, int session, struct lsession *ls);
+/* A frame or handshake of a listener's session was refused (the engine's reason name). */
+void stsl_listener_rejected(struct lsession *ls, const char *reason);
+/* May a listener's session answer unauthenticated input with a RESYNC now? */
+int stsl_listener_may_resync(struct llistener *li);
+/* The refusal, if any, of key entry e (NULL: not in the trust list) on a listener's topic. */
+enum stsl_refusal stsl_listener_refusal(const struct llistener *li, const char *topic,
+                                        const struct sts_trust_entry *e);
 void stsl_open_listener(lua_State *L);
 
 #endif
