@@ -95,7 +95,7 @@ local function initiate()
   local next_index, running = 0, 0
   local function one(i)
     local o = security(false)
-    o.role, o.pub, o.sub, o.timeout, o.retransmit = "initiator", "hs/" .. i .. "/up", "hs/" .. i .. "/down", 10, 0.5
+    o.role, o.pub, o.sub, o.timeout, o.retransmit = "initiator", "hs/sensor-" .. i .. "/up", "hs/sensor-" .. i .. "/down", 10, 0.5
     if opts.pattern ~= "NN" then o.identity = sensor_identity(i) end
     local t0, c0 = sts.now(), os.clock()
     local s, err = sts.handshake(c, o)
