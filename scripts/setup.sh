@@ -8,7 +8,7 @@ STS_PACKAGES=(
   libmosquitto-dev mosquitto mosquitto-clients
   libmbedtls-dev libssl-dev libedit-dev
   openssl netcat-openbsd python3-cryptography python3-cryptography-vectors
-  lowdown luarocks systemd
+  lowdown luarocks systemd prometheus-node-exporter
 )
 
 sts_install_missing() {
