@@ -17,7 +17,8 @@ local function keypair(name)
   return test.read_file(dir .. "/" .. name .. ".pub")
 end
 keypair("gateway")
-test.write_file(dir .. "/sensors.trust", keypair("sensor"))
+-- The trust line names the sensor: the gateway takes its key on plant/sensor-7/ only.
+test.write_file(dir .. "/sensors.trust", keypair("sensor"):match("\n(%x+)") .. " sensor-7\n")
 
 -- The broker's view: everything published under plant/.
 local seen = {}
