@@ -95,7 +95,7 @@ struct sts_mqtt_sub *sts_registry_add(struct sts_registry *r, const char *filter
     if (!f && !(f = add_filter(r, filter))) return NULL;
     struct sts_mqtt_sub *sub = malloc(sizeof *sub);
     if (!sub) return NULL; /* a filter left empty goes at the next sweep */
-    *sub = (struct sts_mqtt_sub){ .fn = fn, .ud = ud, .qos = qos, .filter = f };
+    *sub = (struct sts_mqtt_sub){ .fn = fn, .ud = ud, .qos = qos, .filter = f, .added = r->adds++ };
     /* At the end of the list: subscribers are called in the order they came. */
     struct sts_mqtt_sub **tail = &f->subs;
     while (*tail) tail = &(*tail)->next;
@@ -168,19 +168,18 @@ void sts_registry_collect(struct sts_registry *r, struct sts_filter *f)
     sweep_list(r, f->wildcard ? &r->wildcards : bucket(r, f->text), !f->wildcard);
 }
 
-/* Subscribers added by a callback come after `last`: the message predates
- * them, so they wait for the next one. */
-static size_t deliver_to(struct sts_filter *f, const struct sts_mqtt_message *msg, const int *stop)
+/* Subscribers added by a callback, to this filter or to one delivered
+ * later, are numbered from `adds` on: the message predates them, so they
+ * wait for the next one. */
+static size_t deliver_to(struct sts_filter *f, const struct sts_mqtt_message *msg, const int *stop,
+                         unsigned long long adds)
 {
     size_t n = 0;
-    struct sts_mqtt_sub *last = f->subs;
-    while (last && last->next) last = last->next;
     for (struct sts_mqtt_sub *s = f->subs; s && !*stop; s = s->next) {
-        if (s->fn) {
+        if (s->fn && s->added < adds) {
             s->fn(s->ud, msg);
             n++;
         }
-        if (s == last) break;
     }
     return n;
 }
@@ -188,11 +187,12 @@ static size_t deliver_to(struct sts_filter *f, const struct sts_mqtt_message *ms
 size_t sts_registry_deliver(struct sts_registry *r, const struct sts_mqtt_message *msg, const int *stop)
 {
     size_t n = 0;
+    unsigned long long adds = r->adds;
     r->delivering++;
     struct sts_filter *exact = find_exact(r, msg->topic);
-    if (exact) n += deliver_to(exact, msg, stop);
+    if (exact) n += deliver_to(exact, msg, stop, adds);
     for (struct sts_filter *f = r->wildcards; f && !*stop; f = f->next)
-        if (f->live && sts_topic_matches(f->text, msg->topic)) n += deliver_to(f, msg, stop);
+        if (f->live && sts_topic_matches(f->text, msg->topic)) n += deliver_to(f, msg, stop, adds);
     if (--r->delivering == 0 && r->swept) sweep(r);
     return n;
 }

@@ -21,6 +21,8 @@ struct sts_mqtt_sub {
     sts_mqtt_message_fn fn;   /* NULL once removed */
     void *ud;
     int qos;
+    unsigned long long added; /* its number among the registry's adds: a
+                                 delivery skips those added after it began */
     struct sts_filter *filter;
     struct sts_mqtt_sub *next;
 };
@@ -40,6 +42,7 @@ struct sts_registry {
     struct sts_filter *wildcards;
     int delivering;
     int swept;                /* something was removed during a delivery */
+    unsigned long long adds;  /* subscribers added so far */
 };
 
 void sts_registry_init(struct sts_registry *r);

@@ -41,6 +41,7 @@ struct recorder {
     struct sts_registry *r;
     struct sts_mqtt_sub *remove; /* removed by this subscriber's first call */
     struct sts_mqtt_sub *added;
+    const char *add_to; /* the filter it then subscribes to (NULL: "x/y") */
 };
 
 static void record(void *ud, const struct sts_mqtt_message *msg)
@@ -53,7 +54,7 @@ static void record(void *ud, const struct sts_mqtt_message *msg)
         sts_registry_collect(rec->r, rec->remove->filter);
         rec->remove = NULL;
         /* Subscribing from inside a delivery is allowed too. */
-        rec->added = sts_registry_add(rec->r, "x/y", 0, record, rec);
+        rec->added = sts_registry_add(rec->r, rec->add_to ? rec->add_to : "x/y", 0, record, rec);
     }
 }
 
@@ -84,6 +85,14 @@ static void test_registry(void)
     CHECK(deliver(&r, "x/y") == 2 && a.calls == 2 && b.calls == 1 && a.added);
     CHECK(sts_filter_wanted_qos(sa->filter) == 1);
     CHECK(deliver(&r, "x/y") == 3 && a.calls == 4);
+
+    /* A subscriber added by an exact filter's callback to a wildcard filter
+     * delivered after it waits for the next message too. */
+    struct recorder d = { .r = &r }, e = { .r = &r, .add_to = "w/#" };
+    CHECK(sts_registry_add(&r, "w/#", 0, record, &d) && sts_registry_add(&r, "w/x", 0, record, &e));
+    e.remove = sts_registry_add(&r, "spare", 0, record, &e);
+    CHECK(deliver(&r, "w/x") == 2 && d.calls == 1 && e.calls == 1 && e.added);
+    CHECK(deliver(&r, "w/x") == 3 && d.calls == 2 && e.calls == 3);
 
     /* Many exact filters: found by hash, each its own. */
     struct recorder many = { .r = &r };
