@@ -56,11 +56,14 @@ struct outstanding {
  * redeliveries, so only they pay for the log. */
 enum held_kind { HELD_LIVE, HELD_COPY, HELD_REPEAT };
 
-/* mosquitto 2.0.11 itself, restarted, may send again with DUP a PUBLISH
- * whose PUBREL it had sent and we had answered (it restores the state it
- * saved before). An id is not reused before 65,535 others (mosquitto numbers
- * in turn): a DUP PUBLISH of an id among the last RECENT released, not held
- * since, is such a repeat, answered as libmosquitto does, not delivered. */
+/* mosquitto 2.0.11 itself, restarted, may send again with DUP a QoS 2
+ * PUBLISH whose PUBREL it had sent and we had answered, or a QoS 1 one we had
+ * acknowledged (it restores the state it saved before). An id is not reused
+ * before 65,535 others (mosquitto numbers in turn): a DUP PUBLISH of an id
+ * among the last RECENT we delivered, not held since, is such a repeat,
+ * answered as libmosquitto does, not delivered. (A broker that reuses an id
+ * at once would lose a message here, if its first sending was lost in a
+ * disconnect.) */
 #define RECENT 4096
 
 struct held {
@@ -68,7 +71,8 @@ struct held {
     size_t n, cap;
     int on;                       /* the log is parsed: deliveries are checked */
     int releasing;                /* the id whose PUBREL libmosquitto is handling, 0: none to deliver */
-    uint16_t *recent;             /* ring of the last RECENT ids released */
+    uint16_t *recent;             /* ring of the last RECENT ids delivered */
+    int repeat;                   /* the QoS 1 PUBLISH being read is a repeat of this id */
     size_t released;              /* how many ever were */
     char *prefix;                 /* "Client <id> received " */
 };
@@ -284,6 +288,11 @@ static int held_find(const struct held *h, int mid, int live_only)
     return -1;
 }
 
+static void remember(struct held *h, int mid)
+{
+    h->recent[h->released++ % RECENT] = (uint16_t)mid;
+}
+
 static int recently_released(const struct held *h, int mid)
 {
     size_t n = h->released < RECENT ? h->released : RECENT;
@@ -328,11 +337,11 @@ static void held_release(struct sts_mqtt *m, int mid)
     memmove(&h->v[i], &h->v[i + 1], (h->n - (size_t)i - 1) * sizeof *h->v);
     h->n--;
     if (kind != HELD_COPY) {
-        h->recent[h->released++ % RECENT] = (uint16_t)mid;
+        remember(h, mid);
         h->releasing = kind == HELD_LIVE ? mid : 0; /* a repeat is dropped when delivered */
         return;
     }
-    m->stats.qos2_copies_dropped++;
+    m->stats.redeliveries_dropped++;
     sts_info("mqtt %s: reconnecting to drop a stale copy of QoS 2 message %d", m->client_id, mid);
     shutdown(mosquitto_socket(m->mosq), SHUT_WR);
 }
@@ -351,13 +360,23 @@ static void held_orphan(struct sts_mqtt *m)
                  m->client_id, live);
 }
 
-/* Is this QoS 2 delivery the release of a message not released before? */
-static int held_deliverable(struct sts_mqtt *m, int mid)
+/* Is this delivery a message not delivered before: at QoS 2 the release of
+ * a message not released before, at QoS 1 not a repeat? */
+static int held_deliverable(struct sts_mqtt *m, int qos, int mid)
 {
-    if (!m->held.on) return 1;
-    int ok = m->held.releasing == mid;
-    m->held.releasing = 0;
-    if (!ok) m->stats.qos2_copies_dropped++;
+    struct held *h = &m->held;
+    int ok = 1;
+    if (!h->on || qos == 0) return 1;
+    if (qos == 2) {
+        ok = h->releasing == mid;
+        h->releasing = 0;
+    } else if (h->repeat == mid) {
+        ok = 0;
+        h->repeat = 0;
+    } else {
+        remember(h, mid);
+    }
+    if (!ok) m->stats.redeliveries_dropped++;
     return ok;
 }
 
@@ -372,6 +391,7 @@ static void cb_log(struct mosquitto *mosq, void *ud, int level, const char *line
     line += plen;
     if (sscanf(line, "PUBLISH (d%d, q%d, r%d, m%d,", &d, &q, &r, &mid) == 4) {
         if (q == 2) held_publish(m, mid, d);
+        if (q == 1) m->held.repeat = d && recently_released(&m->held, mid) ? mid : 0;
     } else if (sscanf(line, "PUBREL (Mid: %d)", &mid) == 1) {
         held_release(m, mid);
     }
@@ -539,7 +559,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 {
     struct sts_mqtt *m = ud;
     (void)mosq;
-    if (m->closing || (msg->qos == 2 && !held_deliverable(m, msg->mid))) return;
+    if (m->closing || !held_deliverable(m, msg->qos, msg->mid)) return;
     if ((size_t)msg->payloadlen > m->max_payload) {
         m->stats.oversize_in++;
         sts_warn("mqtt %s: dropped a %d-byte message on '%s': over max_payload (%zu)",

@@ -78,7 +78,7 @@ struct sts_mqtt_stats {
     unsigned long connects, disconnects, messages_in, messages_out, oversize_in;
     unsigned long unclaimed_dropped; /* messages no subscriber took in time */
     unsigned long unacked;  /* QoS 1/2 messages published and not yet acknowledged (exact past 65,535) */
-    unsigned long qos2_copies_dropped; /* redelivered QoS 2 copies libmosquitto held, not delivered */
+    unsigned long redeliveries_dropped; /* QoS 1/2 messages delivered before, sent again: not delivered */
 };
 
 /* Creates the client and starts connecting. On failure returns NULL with a
