@@ -576,6 +576,8 @@ static int client_stats(lua_State *L)
     lua_setfield(L, -2, "unclaimed_dropped");
     lua_pushinteger(L, (lua_Integer)s->unacked);
     lua_setfield(L, -2, "unacked");
+    lua_pushinteger(L, (lua_Integer)s->redeliveries_dropped);
+    lua_setfield(L, -2, "redeliveries_dropped");
     return 1;
 }
 
