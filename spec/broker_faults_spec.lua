@@ -233,6 +233,7 @@ describe("an evil broker", function()
     assert.equal(0, got.dups)
     assert.equal(0, got.forged)
     assert.is_true(rx:stats().connects > 1) -- it did reconnect to drop stale copies
+    assert.is_true(rx:stats().redeliveries_dropped > 0)
     rx:disconnect()
     tx:disconnect()
     relay:stop()
