@@ -8,7 +8,9 @@
  * fuzz_lua_run calls it with the input as a string: the driver itself
  * catches the errors its input may cause (a refused config, a bad command)
  * and raises any other, and every error that reaches C is a bug: it is
- * printed with its traceback and the target aborts. */
+ * printed with its traceback and the target aborts. Drivers also get a
+ * global fuzz_file(text), which writes text to a file (a memfd) and returns
+ * its path, for code that reads files. */
 #ifndef STS_FUZZ_LUA_HARNESS_H
 #define STS_FUZZ_LUA_HARNESS_H
 
