@@ -163,6 +163,27 @@ describe("the clean shutdown", function()
     watcher:close()
   end)
 
+  it("shuts down from the main chunk with sts.shutdown(), delivering what is queued", function()
+    local watcher = assert(sts.connect(broker:options()))
+    local got = {}
+    watcher:subscribe("sd/main", function(_, payload) got[#got + 1] = payload end, { qos = 1 })
+    assert(watcher:flush(5))
+    local p = test.spawn(string.format("%s -e %s", test.quote(test.sts_lua()), test.quote(string.format([[
+      local sts = require "sts"
+      local c = assert(sts.connect{ port = %d })
+      for i = 1, 100 do assert(c:publish("sd/main", "m" .. i, { qos = 1 })) end
+      sts.shutdown()
+      print("must not get here")
+    ]], broker.port))))
+    spawned[#spawned + 1] = p
+    assert.equal(0, p:wait(15), p:output())
+    assert.matches("sts.shutdown: shutting down: 0 sessions, 0 listeners, 1 clients; 100 QoS 1/2 messages to flush",
+      p:output())
+    assert.not_matches("must not get here", p:output())
+    assert.truthy(test.wait_until(function() return #got == 100 end), #got .. " of 100")
+    watcher:close()
+  end)
+
   it("still dies of SIGTERM outside the loop, as before", function()
     local path = dir .. "/busy.lua"
     test.write_file(path, [[
