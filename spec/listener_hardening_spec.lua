@@ -189,8 +189,12 @@ describe("listener hardening", function()
     -- XX INITREQs (an ephemeral key anyone can make) on ten topics.
     for n = 1, 10 do assert(attacker:publish("cap/t" .. n .. "/up", "\1\1\x21" .. sts.random(32), { qos = 1 })) end
     assert.truthy(test.wait_until(function() return l:stats().rejected.max_half_open == 7 end))
-    assert.equal(3, l:stats().half_open)
+    local st = l:stats()
+    assert.equal(3, st.half_open)
+    -- Each holds a few kB (PROTOCOL.md §13.4), all of it C memory freed when it is dropped.
+    assert.is_true(st.memory_half_open > 3 * 1000 and st.memory_half_open < 3 * 8192, st.memory_half_open)
     assert.truthy(test.wait_until(function() return l:stats().sessions == 0 end, 5))
+    assert.equal(0, l:stats().memory)
     -- Garbage on topics with no session: counted, and at most the RESYNC budget answered.
     for n = 1, 40 do assert(attacker:publish("cap/g" .. n .. "/up", "\1\5" .. sts.random(30), { qos = 1 })) end
     assert(attacker:publish("cap/" .. string.rep("x", 300) .. "/up", "\1\1\x21" .. sts.random(32), { qos = 1 }))

@@ -522,7 +522,7 @@ describe("a session under attack by the broker", function()
       { "\1\7", "state" },                  -- RESYNC to a responder
       { "\1\7x", "malformed" },
       { "\1\2" .. sts.random(48), "state" }, -- INITACK to a responder
-      { "\1\9" .. sts.random(30), "unknown_type" },
+      { "\1\x0a" .. sts.random(30), "unknown_type" }, -- 0x09 is COOKIE
       { "\1\1\x21" .. sts.random(200), "too_big" }, -- a handshake frame over 128 bytes
       { "\1\1\x99" .. sts.random(32), "suite" },
       { "\1\5" .. sts.random(70000), "too_big" },

@@ -18,6 +18,7 @@ struct sts_loop {
     size_t fds_cap, npolled;
     int depth;                  /* callbacks that may be on the stack */
     struct sts_closing *closing, **closing_tail;
+    unsigned long turns;        /* iterations begun */
 };
 
 struct sts_loop *sts_loop_default(void)
@@ -249,10 +250,16 @@ static void dispatch_ready(struct sts_loop *loop, int ready)
     loop->npolled = 0;
 }
 
+unsigned long sts_loop_turns(const struct sts_loop *loop)
+{
+    return loop->turns;
+}
+
 int sts_loop_once(struct sts_loop *loop, double max_wait)
 {
     size_t n = 0;
 
+    loop->turns++;
     sts_loop_run_closing(loop);
     if (max_wait < 0 && sts_loop_pending(loop) == 0) return STS_LOOP_EMPTY;
     if (grow_pollfds(loop) != 0) return STS_ERR_NOMEM;

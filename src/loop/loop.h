@@ -85,6 +85,10 @@ enum sts_loop_result {
  * max_wait < 0), or STS_ERR_IO when poll() failed (errno says why). */
 int sts_loop_once(struct sts_loop *loop, double max_wait);
 
+/* Iterations begun so far: a consumer that budgets its work per turn (a
+ * listener under a flood) tells a new turn by it. */
+unsigned long sts_loop_turns(const struct sts_loop *loop);
+
 /* True while the loop dispatches (callbacks may be on the stack): code that
  * would nest a loop checks it to refuse, and sts_loop_close defers. */
 int sts_loop_dispatching(const struct sts_loop *loop);

@@ -29,16 +29,19 @@
 #include <mosquitto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_MAX_SESSIONS 10000
 #define DEFAULT_MAX_HALF_OPEN 1000
 #define DEFAULT_MAX_TOPIC 256
-#define DEFAULT_HANDSHAKE_RATE 200.0 /* INITREQs per second given DH work */
-#define DEFAULT_HANDSHAKE_BURST 100.0
+#define DEFAULT_HANDSHAKE_RATE 100.0 /* INITREQs per second given DH work (IK: 5 X25519, ~3-7 ms) */
+#define DEFAULT_HANDSHAKE_BURST 50.0
 #define DEFAULT_COOKIE_RATE 5000.0   /* COOKIE replies per second */
 #define DEFAULT_RESYNC_RATE 100.0    /* RESYNC replies per second */
 #define MAX_QUEUED 256               /* INITREQs waiting for their DH work */
+#define QUEUE_BEHIND 16              /* this many waiting: ask for cookies */
 #define WORK_BUDGET 0.005            /* seconds of handshake work per loop turn */
+#define FRAME_BUDGET 0.010           /* seconds per loop turn on frames before DH: past it, INITREQs are dropped unread */
 #define SEEN_SLOTS 4096              /* digests of INITREQs taken (replay cache) */
 #define SEEN_LEN 16
 #define COOKIE_PERIOD 120.0          /* the cookie secret changes this often */
@@ -95,6 +98,9 @@ struct llistener {
     double secret_at;
     uint8_t (*seen)[SEEN_LEN];    /* SEEN_SLOTS digests */
     uint64_t rejected[R_COUNT], by_peer_other, handshakes, handshake_jobs, cookies_sent, suppressed;
+    double work_cpu;              /* CPU seconds spent on queued INITREQs */
+    unsigned long turn;           /* the loop turn turn_spent is of */
+    double turn_spent;            /* seconds spent in on_frame in it */
     struct peer_count by_peer[MAX_PEERS_COUNTED];
     size_t npeers;
 };
@@ -340,12 +346,12 @@ static void send_resync(struct llistener *li, const char *topic)
     sts_mqtt_publish(m, out, frame, sts_frame_put_header(frame, STS_FRAME_RESYNC), li->policy.qos, 0, NULL);
 }
 
-/* Under load (the DH bucket below half), an INITREQ must bring back the
- * cookie of its topic: a sender that cannot read the reply topic never gets
- * DH work. */
+/* Under load (the DH bucket below half, or the work queue falling behind),
+ * an INITREQ must bring back the cookie of its topic: a sender that cannot
+ * read the reply topic never gets DH work. */
 static int under_load(struct llistener *li, double now)
 {
-    return bucket_level(&li->dh, now) < li->dh.burst / 2;
+    return bucket_level(&li->dh, now) < li->dh.burst / 2 || li->nqueued >= QUEUE_BEHIND;
 }
 
 static void run_jobs(struct sts_timer *t, void *ud);
@@ -385,6 +391,13 @@ static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *m
     enqueue(li, msg, topic_len);
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* A session made for an INITREQ its engine refused keeps no state. */
 static void drop_if_refused(lua_State *L, struct lsession *ls)
 {
@@ -399,7 +412,7 @@ static void run_jobs(struct sts_timer *t, void *ud)
 {
     struct llistener *li = ud;
     lua_State *L = stsl_main();
-    double start = sts_now();
+    double start = sts_now(), cpu = cpu_now();
     (void)t;
     while (li->queue && !li->closing && sts_now() - start < WORK_BUDGET) {
         struct job *j = li->queue;
@@ -416,6 +429,7 @@ static void run_jobs(struct sts_timer *t, void *ud)
         }
         free(j);
     }
+    li->work_cpu += cpu_now() - cpu;
     if (li->queue && !li->closing) sts_timer_start(sts_loop_default(), &li->work, 0, 0);
 }
 
@@ -436,27 +450,51 @@ static int is_initreq(const struct sts_mqtt_message *msg)
     return msg->len >= STS_FRAME_HEADER_LEN && p[0] == STS_FRAME_VERSION && p[1] == STS_FRAME_INITREQ;
 }
 
-/* The listener's subscriber: routes each frame to the session of its topic;
- * an INITREQ that needs DH work waits its turn. */
+/* Has this loop turn's time for unauthenticated frames run out? The client
+ * may read thousands of frames in one turn; past the budget an INITREQ is
+ * dropped unread (the initiator retransmits), so a flood never holds up the
+ * loop's timers for long. */
+static int frame_budget_spent(struct llistener *li)
+{
+    unsigned long turn = sts_loop_turns(sts_loop_default());
+    if (turn != li->turn) {
+        li->turn = turn;
+        li->turn_spent = 0;
+    }
+    return li->turn_spent > FRAME_BUDGET;
+}
+
+/* Routes a frame to the session of its topic; an INITREQ that needs DH
+ * work waits its turn. */
+static void route(struct llistener *li, const struct sts_mqtt_message *msg)
+{
+    size_t topic_len = strnlen(msg->topic, li->max_topic + 1);
+    struct lsession *ls = topic_len > li->max_topic ? NULL : sts_registry_find(&li->sessions, msg->topic);
+    if (topic_len > li->max_topic) {
+        refuse(li, R_TOPIC_TOO_LONG, msg->topic, NULL);
+    } else if (is_initreq(msg) && !(ls && ls->s && sts_session_is_retransmission(ls->s, msg->payload, msg->len))) {
+        admit_initreq(li, msg, topic_len);
+    } else if (ls) {
+        stsl_session_receive(ls, msg);
+    } else {
+        refuse(li, R_NO_SESSION, msg->topic, NULL);
+        if (msg->len >= STS_FRAME_HEADER_LEN && ((const uint8_t *)msg->payload)[1] == STS_FRAME_ENC)
+            send_resync(li, msg->topic);
+    }
+}
+
+/* The listener's subscriber. */
 static void on_frame(void *ud, const struct sts_mqtt_message *msg)
 {
     struct llistener *li = ud;
+    double now = sts_now();
     if (li->closing) return;
-    size_t topic_len = strnlen(msg->topic, li->max_topic + 1);
-    if (topic_len > li->max_topic) { refuse(li, R_TOPIC_TOO_LONG, msg->topic, NULL); return; }
-    struct lsession *ls = sts_registry_find(&li->sessions, msg->topic);
-    if (is_initreq(msg) && !(ls && ls->s && sts_session_is_retransmission(ls->s, msg->payload, (size_t)msg->len)))
-        {
-            admit_initreq(li, msg, topic_len);
-            return;
-        }
-    if (ls) {
-        stsl_session_receive(ls, msg);
+    if (frame_budget_spent(li) && is_initreq(msg)) {
+        refuse(li, R_RATE, msg->topic, NULL);
         return;
     }
-    refuse(li, R_NO_SESSION, msg->topic, NULL);
-    if (msg->len >= STS_FRAME_HEADER_LEN && (((const uint8_t *)msg->payload)[1] == STS_FRAME_ENC))
-        send_resync(li, msg->topic);
+    route(li, msg);
+    li->turn_spent += sts_now() - now;
 }
 
 /* --- idle sessions ----------------------------------------------------------------------- */
@@ -647,14 +685,34 @@ static void add_count(lua_State *L, const char *name, uint64_t n)
     stsl_set_count(L, name, n);
 }
 
+/* Bytes the sessions hold (C only: engine, binding, topics), in all and the
+ * half-open ones. */
+static void sum_memory(lua_State *L, uint64_t *all, uint64_t *half_open)
+{
+    *all = *half_open = 0;
+    stsl_get_uv(L, 1, "sessions");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const struct lsession *ls = stsl_check_session(L, -1);
+        uint64_t n = sizeof *ls + strlen(ls->topic_in) + strlen(ls->topic_out) + 2 + (ls->s ? sts_session_memory(ls->s) : 0);
+        *all += n;
+        if (!ls->established) *half_open += n;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 /* listener:stats() -> counts: sessions by state, handshakes, refusals by
- * reason and by peer fingerprint, the work queue and cookies. */
+ * reason and by peer fingerprint, the work queue and cookies, memory. */
 static int listener_stats(lua_State *L)
 {
     struct llistener *li = check_listener(L, 1);
     char fp[STS_FINGERPRINT_LEN + 1];
-    uint64_t total = 0;
-    lua_createtable(L, 0, 12);
+    uint64_t total = 0, memory, memory_half_open;
+    sum_memory(L, &memory, &memory_half_open);
+    lua_createtable(L, 0, 14);
+    stsl_set_count(L, "memory", memory);
+    stsl_set_count(L, "memory_half_open", memory_half_open);
     stsl_set_count(L, "sessions", li->nsessions);
     stsl_set_count(L, "established", li->nsessions - li->nhalf_open);
     stsl_set_count(L, "half_open", li->nhalf_open);
@@ -662,6 +720,8 @@ static int listener_stats(lua_State *L)
     stsl_set_count(L, "handshake_jobs", li->handshake_jobs);
     stsl_set_count(L, "queued", li->nqueued);
     stsl_set_count(L, "cookies_sent", li->cookies_sent);
+    lua_pushnumber(L, li->work_cpu);
+    lua_setfield(L, -2, "handshake_seconds");
     lua_newtable(L);
     for (int r = 1; r < R_COUNT; r++) {
         total += li->rejected[r];

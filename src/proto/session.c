@@ -57,6 +57,7 @@ struct attempt {
     uint8_t cookie[STS_FRAME_COOKIE_LEN]; /* initiator: the responder's, when it asked (§ Cookies) */
     uint8_t has_cookie;
     double expires, resend_at, interval;
+    double answered_at;    /* a duplicate was last answered from the cache */
     enum sts_reason last_reject;
     uint8_t in[STS_FRAME_HANDSHAKE_MAX];  /* the last handshake frame taken in */
     size_t in_len;
@@ -646,12 +647,19 @@ static int attempt_finish(struct sts_session *s, struct attempt *a, double now)
 
 /* ---- handshake messages ------------------------------------------------ */
 
-/* A duplicate of the last handshake frame taken in gets the cached reply. */
-static enum sts_reason answer_duplicate(struct sts_session *s, const uint8_t *frame, size_t len)
+/* A duplicate of the last handshake frame taken in gets the cached reply,
+ * at most once per half retransmission interval: a peer's retransmissions
+ * are further apart, and a flood of replayed copies gets no flood of
+ * replies (§8). */
+static enum sts_reason answer_duplicate(struct sts_session *s, double now, const uint8_t *frame, size_t len)
 {
-    if (!is_duplicate(s->hs, frame, len) || !s->hs->out_len)
+    struct attempt *a = s->hs;
+    if (!is_duplicate(a, frame, len) || !a->out_len)
         return STS_REASON_STATE;
-    attempt_resend(s, s->hs);
+    if (a->answered_at > 0 && now - a->answered_at < s->cfg.retransmit / 2)
+        return STS_REASON_NONE;
+    a->answered_at = now;
+    attempt_resend(s, a);
     return STS_REASON_NONE;
 }
 
@@ -677,7 +685,7 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     if (is_initiator(s) || s->ended == STS_STATE_CLOSED)
         return STS_REASON_STATE;
     if (is_duplicate(s->hs, frame, len))
-        return answer_duplicate(s, frame, len);
+        return answer_duplicate(s, now, frame, len);
     enum sts_reason r = check_initreq_suite(s, f->suite);
     if (r)
         return r;
@@ -773,7 +781,7 @@ static enum sts_reason on_reply(struct sts_session *s, double now, const struct 
     if (!a || is_initiator(s) != initack)
         return STS_REASON_STATE;
     if (a->phase != (initack ? AWAIT_INITACK : AWAIT_AUTHREQ))
-        return answer_duplicate(s, frame, len);
+        return answer_duplicate(s, now, frame, len);
     enum sts_reason r = read_and_check(s, a, f);
     if (r)
         return r;

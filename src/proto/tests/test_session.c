@@ -1187,6 +1187,25 @@ static void test_replayed_initreq(void)
     unpair(&i, &r);
 }
 
+/* Copies of a handshake frame get the cached reply at most once per half
+ * retransmission interval. */
+static void test_duplicate_answers_bounded(void)
+{
+    struct peer i, r;
+    open_default_pair(&i, &r);
+    struct frame initreq = take(&i, 0);
+    CHECK(sts_session_receive(r.s, now, initreq.p, initreq.len) == 0 && r.nq == 1);
+    for (int k = 0; k < 5; k++)
+        CHECK(sts_session_receive(r.s, now, initreq.p, initreq.len) == 0);
+    CHECK(r.nq == 2); /* one more INITACK for five copies */
+    now += STS_SESSION_RETRANSMIT / 2;
+    CHECK(sts_session_receive(r.s, now, initreq.p, initreq.len) == 0 && r.nq == 3);
+    free(initreq.p);
+    pump(&i, &r);
+    CHECK(i.established == 1 && r.established == 1 && still_works(&i, &r));
+    unpair(&i, &r);
+}
+
 /* A COOKIE makes the initiator send its INITREQ again at once with the
  * cookie after it, which the responder's engine ignores. */
 static void test_cookie(void)
@@ -1245,5 +1264,6 @@ int main(void)
     test_low_order_initreq();
     test_replayed_initreq();
     test_cookie();
+    test_duplicate_answers_bounded();
     return unit_done();
 }
