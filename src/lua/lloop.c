@@ -14,7 +14,7 @@
  * READY=1 when sts.run first runs the loop and STOPPING=1 as the shutdown
  * begins. */
 #include "lua/internal.h"
-#include "lua/session.h"
+#include "lua/group.h"
 #include "loop/loop.h"
 #include "loop/signals.h"
 #include "mqtt/client.h"
@@ -614,15 +614,19 @@ static void shut_down(lua_State *L)
     lua_settop(L, 0); /* we never return to what called */
     int nsessions = push_anchored(L, SESSION_MT);
     int nlisteners = push_anchored(L, LISTENER_MT);
-    int nclients = push_anchored(L, CLIENT_MT); /* 3 */
-    lua_pushvalue(L, 1);
-    close_each(L); /* each peer gets its KILL, saying "shutdown" */
-    lua_pushvalue(L, 2);
-    close_each(L);
-    sts_info("%s: shutting down: %d sessions, %d listeners, %d clients; %lu QoS 1/2 messages to flush (up to %g s)",
-             quit.why, nsessions, nlisteners, nclients, unacked(L, 3), quit.flush);
-    if (!flush_clients(L, 3, sts_now() + quit.flush))
-        sts_warn("%s: %lu QoS 1/2 messages not acknowledged after %g s", quit.why, unacked(L, 3), quit.flush);
+    int ngroups = push_anchored(L, GROUP_MT);
+    int nclients = push_anchored(L, CLIENT_MT); /* 4 */
+    /* Each session's peer gets its KILL, saying "shutdown"; each group
+     * member its leave: before the flush, so that they are flushed too. */
+    for (int kind = 1; kind <= 3; kind++) {
+        lua_pushvalue(L, kind);
+        close_each(L);
+    }
+    sts_info("%s: shutting down: %d sessions, %d listeners, %d groups, %d clients; "
+             "%lu QoS 1/2 messages to flush (up to %g s)",
+             quit.why, nsessions, nlisteners, ngroups, nclients, unacked(L, 4), quit.flush);
+    if (!flush_clients(L, 4, sts_now() + quit.flush))
+        sts_warn("%s: %lu QoS 1/2 messages not acknowledged after %g s", quit.why, unacked(L, 4), quit.flush);
     close_each(L); /* DISCONNECT: the brokers publish no will */
     sts_loop_run_closing(loop());
     sts_info("%s: shut down cleanly", quit.why);
