@@ -73,7 +73,8 @@ struct held {
     int releasing;                /* the id whose PUBREL libmosquitto is handling, 0: none to deliver */
     uint16_t *recent;             /* ring of the last RECENT ids delivered */
     int repeat;                   /* the QoS 1 PUBLISH being read is a repeat of this id */
-    size_t released;              /* how many ever were */
+    size_t delivered;             /* how many ever were */
+    int pubrel_seen;              /* a PUBREL line was read: the log is worded as expected */
     char *prefix;                 /* "Client <id> received " */
 };
 
@@ -290,12 +291,12 @@ static int held_find(const struct held *h, int mid, int live_only)
 
 static void remember(struct held *h, int mid)
 {
-    h->recent[h->released++ % RECENT] = (uint16_t)mid;
+    h->recent[h->delivered++ % RECENT] = (uint16_t)mid;
 }
 
-static int recently_released(const struct held *h, int mid)
+static int recently_delivered(const struct held *h, int mid)
 {
-    size_t n = h->released < RECENT ? h->released : RECENT;
+    size_t n = h->delivered < RECENT ? h->delivered : RECENT;
     for (size_t i = 0; i < n; i++)
         if (h->recent[i] == mid) return 1;
     return 0;
@@ -319,7 +320,7 @@ static void held_publish(struct sts_mqtt *m, int mid, int dup)
     }
     h->v[h->n].mid = (uint16_t)mid;
     h->v[h->n].kind = held_find(h, mid, 1) >= 0             ? HELD_COPY
-                      : dup && recently_released(h, mid) ? HELD_REPEAT
+                      : dup && recently_delivered(h, mid) ? HELD_REPEAT
                                                          : HELD_LIVE;
     h->n++;
 }
@@ -367,7 +368,10 @@ static int held_deliverable(struct sts_mqtt *m, int qos, int mid)
     struct held *h = &m->held;
     int ok = 1;
     if (!h->on || qos == 0) return 1;
-    if (qos == 2) {
+    if (qos == 2 && !h->pubrel_seen) {
+        h->on = 0; /* a release we did not see coming: this libmosquitto logs otherwise */
+        sts_warn("mqtt %s: libmosquitto's log is not as expected: QoS 2 redeliveries are not checked", m->client_id);
+    } else if (qos == 2) {
         ok = h->releasing == mid;
         h->releasing = 0;
     } else if (h->repeat == mid) {
@@ -391,8 +395,9 @@ static void cb_log(struct mosquitto *mosq, void *ud, int level, const char *line
     line += plen;
     if (sscanf(line, "PUBLISH (d%d, q%d, r%d, m%d,", &d, &q, &r, &mid) == 4) {
         if (q == 2) held_publish(m, mid, d);
-        if (q == 1) m->held.repeat = d && recently_released(&m->held, mid) ? mid : 0;
+        if (q == 1) m->held.repeat = d && recently_delivered(&m->held, mid) ? mid : 0;
     } else if (sscanf(line, "PUBREL (Mid: %d)", &mid) == 1) {
+        m->held.pubrel_seen = 1;
         held_release(m, mid);
     }
 }
