@@ -184,6 +184,41 @@ describe("the clean shutdown", function()
     watcher:close()
   end)
 
+  it("has a group member leave its group on SIGTERM", function()
+    local ks = identity(dir, "ks")
+    local acl = dir .. "/shutdown.acl"
+    test.write_file(acl, alice.hex .. " alice sdg rw\n")
+    local kc = assert(sts.connect(broker:options()))
+    local server = assert(sts.group.serve(kc, { identity = ks.key, acl = acl, prefix = "sdg" }))
+    local left = {}
+    server:on("event", function(ev, _, member, text)
+      if ev == "left" then left[#left + 1] = member .. " " .. text end
+    end)
+    local path = dir .. "/member.lua"
+    test.write_file(path, string.format([[
+      local sts = require "sts"
+      io.stdout:setvbuf("line")
+      local c = assert(sts.connect{ port = %d })
+      local g = assert(sts.group.join(c, { group = "sdg", identity = %q, keyserver = %q, prefix = "sdg" }))
+      g:on("message", function() end)
+      local f = assert(io.open("/proc/self/stat"))
+      print("joined " .. f:read("n"))
+      sts.run()
+    ]], broker.port, alice.key, ks.pub))
+    local p = test.spawn_script(path)
+    spawned[#spawned + 1] = p
+    local pid = tonumber(p:wait_for("joined (%d+)\n", 15))
+    assert.truthy(pid, p:output())
+    assert.truthy(os.execute("kill -TERM " .. pid))
+    assert.equal(0, p:wait(15), p:output())
+    assert.matches("SIGTERM: shutting down: %d+ sessions, 0 listeners, 1 groups, 1 clients", p:output())
+    assert.truthy(test.wait_until(function() return left[1] end), p:output())
+    assert.same({ "alice left the group" }, left) -- its LEAVE, not its session ending
+    assert.equal(0, server:stats().members)
+    server:close()
+    kc:close()
+  end)
+
   it("still dies of SIGTERM outside the loop, as before", function()
     local path = dir .. "/busy.lua"
     test.write_file(path, [[

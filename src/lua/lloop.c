@@ -612,12 +612,13 @@ static void shut_down(lua_State *L)
     quit.running = 1;
     notify("STOPPING=1");
     lua_settop(L, 0); /* we never return to what called */
+    /* Closed in this order, before the flush so that what they send is
+     * flushed too: each group member leaves (over its session), then each
+     * session's peer gets its KILL, saying "shutdown". */
+    int ngroups = push_anchored(L, GROUP_MT);
     int nsessions = push_anchored(L, SESSION_MT);
     int nlisteners = push_anchored(L, LISTENER_MT);
-    int ngroups = push_anchored(L, GROUP_MT);
     int nclients = push_anchored(L, CLIENT_MT); /* 4 */
-    /* Each session's peer gets its KILL, saying "shutdown"; each group
-     * member its leave: before the flush, so that they are flushed too. */
     for (int kind = 1; kind <= 3; kind++) {
         lua_pushvalue(L, kind);
         close_each(L);
