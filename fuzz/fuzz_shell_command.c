@@ -1,12 +1,20 @@
 /* The shell's command line, in Lua: fuzz/lua/shell_command.lua. */
 #include "lua_harness.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static lua_State *L;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    L = fuzz_lua_open("shell_command");
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static lua_State *L;
-    if (!L) L = fuzz_lua_open("shell_command");
     fuzz_lua_run(L, data, size);
     return 0;
 }

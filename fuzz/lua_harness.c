@@ -1,4 +1,5 @@
 #include "lua_harness.h"
+#include "crypto/random.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -49,6 +50,14 @@ static int fuzz_file(lua_State *L)
     return 1;
 }
 
+/* fuzz_random_reset(seed): the generator restarted on its fixed stream
+ * (sts_random_fuzz_reset), so keys made from here on are the same each run. */
+static int fuzz_random_reset(lua_State *L)
+{
+    if (sts_random_fuzz_reset((uint64_t)luaL_checkinteger(L, 1)) != 0) abort();
+    return 0;
+}
+
 lua_State *fuzz_lua_open(const char *driver)
 {
     lua_State *L = luaL_newstate();
@@ -62,6 +71,7 @@ lua_State *fuzz_lua_open(const char *driver)
     lua_setfield(L, -2, "sts");
     lua_pop(L, 2);
     lua_register(L, "fuzz_file", fuzz_file);
+    lua_register(L, "fuzz_random_reset", fuzz_random_reset);
     lua_getglobal(L, "require");
     lua_pushstring(L, driver);
     call_or_abort(L, 1, 1, driver);

@@ -10,7 +10,8 @@
  * and raises any other, and every error that reaches C is a bug: it is
  * printed with its traceback and the target aborts. Drivers also get a
  * global fuzz_file(text), which writes text to a file (a memfd) and returns
- * its path, for code that reads files. */
+ * its path, for code that reads files, and fuzz_random_reset(seed), which
+ * restarts the random generator on a fixed stream (sts_random_fuzz_reset). */
 #ifndef STS_FUZZ_LUA_HARNESS_H
 #define STS_FUZZ_LUA_HARNESS_H
 
