@@ -84,6 +84,7 @@ struct llistener {
     struct sts_mqtt_sub *sub;     /* the wildcard filter on the client */
     struct sts_registry sessions; /* exact topic -> its session */
     char *filter, *pub;
+    char *trust_path;             /* the trust file, for reload_trust; NULL: none */
     struct policy policy;         /* every session's settings */
     struct stsl_anchor anchor;
     int closing;
@@ -645,6 +646,8 @@ static int l_listen(lua_State *L)
     lua_setiuservalue(L, 5, 1);
     li->filter = strdup(sub);
     li->pub = strdup(pub);
+    const char *trust_path = lua_isnil(L, 4) ? NULL : stsl_opt_string(L, 2, "trust", NULL);
+    if (trust_path && !(li->trust_path = strdup(trust_path))) return luaL_error(L, "out of memory");
     li->seen = calloc(SEEN_SLOTS, sizeof *li->seen);
     if (!li->filter || !li->pub || !li->seen) return luaL_error(L, "out of memory");
     if (sts_random(li->secret[0], sizeof li->secret[0]) != 0 || sts_random(li->secret[1], sizeof li->secret[1]) != 0)
@@ -737,6 +740,54 @@ static int listener_stats(lua_State *L)
     return 1;
 }
 
+/* Points every session at the trust list on top of the stack, closing the
+ * established ones whose peer it no longer accepts on their topic. */
+static void retrust_sessions(lua_State *L, struct llistener *li)
+{
+    int trust = lua_gettop(L);
+    const struct sts_trust *t = lua_touserdata(L, trust);
+    stsl_get_uv(L, 1, "sessions");
+    lua_newtable(L); /* the revoked: closing takes them out of `sessions` */
+    int revoked = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, revoked - 1)) {
+        struct lsession *ls = stsl_check_session(L, -1);
+        ls->trust = t;
+        lua_pushvalue(L, trust);
+        lua_setiuservalue(L, -2, UV_TRUST);
+        if (ls->established && ls->has_peer_key &&
+            stsl_listener_refusal(li, ls->topic_in, sts_trust_find(t, ls->peer_key)) != STSL_REFUSAL_NONE)
+            lua_rawseti(L, revoked, ++n);
+        else
+            lua_pop(L, 1);
+    }
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, revoked, i);
+        stsl_session_close(L, -1, stsl_check_session(L, -1), "trust revoked");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, trust);
+}
+
+/* listener:reload_trust() -> true | nil, message: reads the trust file again;
+ * new handshakes use it, and sessions whose peer it no longer accepts close.
+ * On an error the old list stays. */
+static int listener_reload_trust(lua_State *L)
+{
+    struct llistener *li = check_listener(L, 1);
+    if (!li->trust_path) return stsl_fail(L, "the listener has no trust file");
+    if (li->closing || li->anchor.ref == LUA_NOREF) return stsl_fail(L, "the listener is closed");
+    if (!stsl_push_trust_file(L, li->trust_path)) return stsl_fail(L, "%s", lua_tostring(L, -1));
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "trust");
+    lua_pop(L, 1);
+    retrust_sessions(L, li);
+    sts_info("listener %s: trust list %s reloaded", li->filter, li->trust_path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int listener_close(lua_State *L)
 {
     struct llistener *li = check_listener(L, 1);
@@ -773,6 +824,7 @@ static int listener_gc(lua_State *L)
     sts_registry_free(&li->sessions);
     free(li->filter);
     free(li->pub);
+    free(li->trust_path);
     free(li->seen);
     li->filter = li->pub = NULL;
     li->seen = NULL;
@@ -785,7 +837,8 @@ void stsl_open_listener(lua_State *L)
 {
     static const luaL_Reg meta[] = { { "__close", listener_close }, { "__gc", listener_gc }, { NULL, NULL } };
     static const luaL_Reg methods[] = {
-        { "sessions", listener_sessions }, { "stats", listener_stats }, { "close", listener_close }, { NULL, NULL },
+        { "sessions", listener_sessions }, { "stats", listener_stats }, { "reload_trust", listener_reload_trust },
+        { "close", listener_close }, { NULL, NULL },
     };
     stsl_new_class(L, LISTENER_MT, meta, methods);
     lua_pushcfunction(L, l_listen);

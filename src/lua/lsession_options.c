@@ -26,9 +26,7 @@ void stsl_open_trust(lua_State *L)
     stsl_new_class(L, TRUST_MT, meta, no_methods);
 }
 
-/* Pushes a trust userdata read from the file at `path` and returns 1, or
- * returns 0 with an error message pushed. */
-static int push_trust_file(lua_State *L, const char *path)
+int stsl_push_trust_file(lua_State *L, const char *path)
 {
     char err[512];
     struct sts_trust *t = lua_newuserdatauv(L, sizeof *t, 0);
@@ -139,7 +137,7 @@ int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder)
         lua_pushnil(L);
         return 1;
     }
-    if (push_trust_file(L, trust)) return 1;
+    if (stsl_push_trust_file(L, trust)) return 1;
     mbedtls_platform_zeroize(p->identity, sizeof p->identity);
     return 0;
 }

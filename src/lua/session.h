@@ -92,6 +92,9 @@ extern const char *const stsl_session_options[];
  * or trust file that cannot be used (an expected failure). */
 int stsl_read_policy(lua_State *L, int idx, struct policy *p, int responder);
 const char *stsl_required_topic(lua_State *L, int idx, const char *key);
+/* Pushes a trust userdata read from the file at `path` and returns 1, or
+ * returns 0 with an error message pushed (naming the file and line). */
+int stsl_push_trust_file(lua_State *L, const char *path);
 enum sts_role stsl_parse_role(lua_State *L, const char *role);
 /* A cipher suite's name ("25519_ChaChaPoly_SHA256"...); an unknown one is an error. */
 enum sts_suite stsl_parse_suite(lua_State *L, const char *name);
