@@ -219,6 +219,47 @@ describe("the clean shutdown", function()
     kc:close()
   end)
 
+  it("has listeners read their trust files again on SIGHUP, and ends a process with none", function()
+    local probe = assert(sts.connect(broker:options()))
+    local l = assert(sts.listen(probe, { sub = "probe/+/up", pub = "probe/+/down", identity = bob.key,
+      trust = dir .. "/bob.trust" }, function() end))
+    local can_reload = l.reload_trust ~= nil
+    l:close()
+    probe:close()
+    if not can_reload then pending("listener:reload_trust() is not in this build") return end
+    local g = start()
+    -- Alice is no longer trusted: her established session ends.
+    test.write_file(dir .. "/bob.trust", identity(dir, "carol").hex .. " carol\n")
+    assert.truthy(os.execute("kill -HUP " .. g.pid))
+    assert.truthy(test.wait_until(function() return g.closed.reason end), g.p:output())
+    assert.equal("trust revoked", g.closed.reason)
+    assert.truthy(g.p:alive())
+    -- A file that does not parse is refused, the old list kept, the process serving.
+    test.write_file(dir .. "/bob.trust", "not a key\n")
+    assert.truthy(os.execute("kill -HUP " .. g.pid))
+    assert.truthy(g.p:wait_for("SIGHUP: a listener kept its trust list: .-bob%.trust"), g.p:output())
+    assert.truthy(g.p:alive())
+    test.write_file(dir .. "/bob.trust", alice.hex .. " alice\n")
+    assert.truthy(os.execute("kill -TERM " .. g.pid))
+    assert.equal(0, g.p:wait(15), g.p:output())
+    finish(g)
+    -- Without a listener, SIGHUP does what it always did.
+    local path = dir .. "/no-listener.lua"
+    test.write_file(path, string.format([[
+      local sts = require "sts"
+      io.stdout:setvbuf("line")
+      local c = assert(sts.connect{ port = %d })
+      local f = assert(io.open("/proc/self/stat"))
+      print("ready " .. f:read("n"))
+      sts.run()
+    ]], broker.port))
+    local p = test.spawn_script(path)
+    spawned[#spawned + 1] = p
+    local pid = tonumber(p:wait_for("ready (%d+)\n"))
+    assert.truthy(os.execute("kill -HUP " .. pid))
+    assert.equal(128 + 1, p:wait(10), p:output())
+  end)
+
   it("still dies of SIGTERM outside the loop, as before", function()
     local path = dir .. "/busy.lua"
     test.write_file(path, [[

@@ -12,7 +12,7 @@
  * every session with its KILL, wait (bounded) for what the clients queued at
  * QoS 1/2, disconnect them (so no will fires) and exit 0. systemd hears
  * READY=1 when sts.run first runs the loop and STOPPING=1 as the shutdown
- * begins. */
+ * begins. SIGHUP, likewise, has every listener read its trust file again. */
 #include "lua/internal.h"
 #include "lua/group.h"
 #include "loop/loop.h"
@@ -636,6 +636,29 @@ static void shut_down(lua_State *L)
     exit(EXIT_SUCCESS);
 }
 
+/* SIGHUP with no handler of the script's own: every listener reads its
+ * trust file again; a process with none ends, as SIGHUP's default would. */
+static void reload_on_signal(int signo, void *ud)
+{
+    lua_State *L = main_thread;
+    int top = lua_gettop(L);
+    (void)ud;
+    int n = push_anchored(L, LISTENER_MT);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, top + 1, i);
+        if (lua_getfield(L, -1, "reload_trust") == LUA_TFUNCTION) {
+            lua_insert(L, -2);
+            if (stsl_pcall(L, 1, 2, "SIGHUP reload") && !lua_toboolean(L, -2))
+                sts_warn("SIGHUP: a listener kept its trust list: %s", lua_tostring(L, -1));
+        }
+        lua_settop(L, top + 1);
+    }
+    lua_settop(L, top);
+    if (n > 0) return;
+    sts_signal_default(loop(), signo, NULL, NULL);
+    raise(signo);
+}
+
 static void ask_shutdown(const char *why, double flush)
 {
     if (quit.asked) return;
@@ -680,6 +703,7 @@ static int run_closing_phase(lua_State *L)
     sts_loop_run_closing(loop());
     sts_signal_default(loop(), SIGTERM, NULL, NULL);
     sts_signal_default(loop(), SIGINT, NULL, NULL);
+    sts_signal_default(loop(), SIGHUP, NULL, NULL);
     return 0;
 }
 
@@ -707,6 +731,7 @@ void stsl_open_loop(lua_State *L)
     /* 1 (an ignored signal, left so) is not a failure; the others cannot happen here. */
     (void)sts_signal_default(loop(), SIGTERM, shutdown_on_signal, NULL);
     (void)sts_signal_default(loop(), SIGINT, shutdown_on_signal, NULL);
+    (void)sts_signal_default(loop(), SIGHUP, reload_on_signal, NULL);
     static const luaL_Reg no_meta[] = { { NULL, NULL } };
     static const luaL_Reg waiter_meta[] = { { "__gc", waiter_gc }, { NULL, NULL } };
     stsl_new_class(L, FUTURE_MT, no_meta, future_methods);
