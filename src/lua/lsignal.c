@@ -7,8 +7,9 @@
  * Handlers run on the loop through stsl_pcall, never from the signal handler.
  * While one is registered, sts.run waits for it, as for a timer: a daemon's
  * `sts.signal("TERM", sts.stop); sts.run()` runs until its SIGTERM. A handler
- * for TERM or INT takes the place of the clean shutdown (lloop.c), which
- * comes back with sts.signal(name, nil). */
+ * for TERM or INT takes the place of the clean shutdown (lloop.c), one for
+ * HUP that of the listeners' trust reload; sts.signal(name, nil) brings them
+ * back. */
 #include "lua/internal.h"
 #include "loop/signals.h"
 
