@@ -11,6 +11,7 @@
  *    error raised before anything is allocated (nothing leaks), and what
  *    builds reads back as the options said.
  * Nothing crashes or leaks (ASan, LeakSanitizer). */
+#include "input.h"
 #include "lua/properties.h"
 
 #include <lauxlib.h>
@@ -22,33 +23,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t take_byte(struct input *in)
-{
-    if (in->n == 0) return 0;
-    in->n--;
-    return *in->p++;
-}
-
-/* A length byte, then that many bytes (fewer at the end). */
-static const char *take_bytes(struct input *in, size_t *len)
-{
-    size_t want = take_byte(in);
-    *len = want < in->n ? want : in->n;
-    const char *s = (const char *)in->p;
-    in->p += *len;
-    in->n -= *len;
-    return s;
-}
-
-static uint64_t take_u64(struct input *in)
+static uint64_t take_u64(struct fuzz_input *in)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | take_byte(in);
+    for (int i = 0; i < 8; i++) v = v << 8 | fuzz_take_byte(in);
     return v;
 }
 
@@ -102,15 +80,15 @@ static char *text_of(const char *s, size_t len)
     return t;
 }
 
-static void add_received(struct input *in, mosquitto_property **props, struct expected *e)
+static void add_received(struct fuzz_input *in, mosquitto_property **props, struct expected *e)
 {
-    uint8_t kind = take_byte(in) % 7, id = take_byte(in);
+    uint8_t kind = fuzz_take_byte(in) % 7, id = fuzz_take_byte(in);
     size_t len, len2;
     const char *s, *s2;
     int rc;
     switch (kind) {
     case 0: {
-        uint8_t v = take_byte(in);
+        uint8_t v = fuzz_take_byte(in);
         rc = mosquitto_property_add_byte(props, id, v);
         if (rc == 0 && id == MQTT_PROP_PAYLOAD_FORMAT_INDICATOR && !e->has_format) e->has_format = 1, e->format = v;
         break;
@@ -124,13 +102,13 @@ static void add_received(struct input *in, mosquitto_property **props, struct ex
     }
     case 3: (void)mosquitto_property_add_varint(props, id, (uint32_t)take_u64(in)); break;
     case 4:
-        s = take_bytes(in, &len);
+        s = (const char *)fuzz_take_bytes(in, &len);
         rc = mosquitto_property_add_binary(props, id, s, (uint16_t)len);
         if (rc == 0 && id == MQTT_PROP_CORRELATION_DATA && !e->correlation)
             e->correlation = text_of(s, len), e->correlation_len = len;
         break;
     case 5: {
-        s = take_bytes(in, &len);
+        s = (const char *)fuzz_take_bytes(in, &len);
         char *t = text_of(s, len);
         rc = mosquitto_property_add_string(props, id, t);
         int which = id == MQTT_PROP_CONTENT_TYPE ? 0 : id == MQTT_PROP_RESPONSE_TOPIC ? 1 : -1;
@@ -139,8 +117,8 @@ static void add_received(struct input *in, mosquitto_property **props, struct ex
         break;
     }
     default: {
-        s = take_bytes(in, &len);
-        s2 = take_bytes(in, &len2);
+        s = (const char *)fuzz_take_bytes(in, &len);
+        s2 = (const char *)fuzz_take_bytes(in, &len2);
         char *name = text_of(s, len), *value = text_of(s2, len2);
         if (mosquitto_property_add_string_pair(props, id, name, value) == 0) e->users++;
         free(name);
@@ -149,7 +127,7 @@ static void add_received(struct input *in, mosquitto_property **props, struct ex
     }
 }
 
-static void received(lua_State *L, struct input *in)
+static void received(lua_State *L, struct fuzz_input *in)
 {
     mosquitto_property *props = NULL;
     struct expected e = { 0 };
@@ -186,21 +164,21 @@ static void received(lua_State *L, struct input *in)
 }
 
 /* A Lua value of any type the options may hold (tables one level deep). */
-static void push_value(lua_State *L, struct input *in, int depth)
+static void push_value(lua_State *L, struct fuzz_input *in, int depth)
 {
     size_t len;
     const char *s;
-    switch (take_byte(in) % 6) {
+    switch (fuzz_take_byte(in) % 6) {
     case 0:
-    case 1: s = take_bytes(in, &len); lua_pushlstring(L, s, len); break;
+    case 1: s = (const char *)fuzz_take_bytes(in, &len); lua_pushlstring(L, s, len); break;
     case 2: lua_pushinteger(L, (lua_Integer)take_u64(in)); break;
     case 3: lua_pushnumber(L, (lua_Number)(int64_t)take_u64(in) / 7.0); break;
-    case 4: lua_pushboolean(L, take_byte(in) & 1); break;
+    case 4: lua_pushboolean(L, fuzz_take_byte(in) & 1); break;
     default:
         lua_newtable(L);
-        for (int n = take_byte(in) % 8; depth < 2 && n > 0 && in->n > 0; n--) {
-            if (take_byte(in) & 1) {
-                s = take_bytes(in, &len);
+        for (int n = fuzz_take_byte(in) % 8; depth < 2 && n > 0 && in->n > 0; n--) {
+            if (fuzz_take_byte(in) & 1) {
+                s = (const char *)fuzz_take_bytes(in, &len);
                 lua_pushlstring(L, s, len); /* {name = value} */
             } else {
                 lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1) + 1); /* {name, value} */
@@ -276,7 +254,7 @@ static void check_built(lua_State *L, int options)
     lua_settop(L, options);
 }
 
-static void sent(lua_State *L, struct input *in)
+static void sent(lua_State *L, struct fuzz_input *in)
 {
     static const char *const keys[] = {
         "content_type", "response_topic", "correlation_data", "message_expiry", "user_properties",
@@ -284,7 +262,7 @@ static void sent(lua_State *L, struct input *in)
     lua_newtable(L);
     int options = lua_gettop(L);
     while (in->n > 0) {
-        const char *key = keys[take_byte(in) % 5];
+        const char *key = keys[fuzz_take_byte(in) % 5];
         push_value(L, in, 0);
         lua_setfield(L, options, key);
     }
@@ -308,9 +286,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail_if(!L);
         luaL_openlibs(L);
     }
-    struct input in = { data, size };
-    if (take_byte(&in) & 1) sent(L, &in);
+    struct fuzz_input in = { data, size };
+    if (fuzz_take_byte(&in) & 1) sent(L, &in);
     else received(L, &in);
     lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT); /* else LeakSanitizer takes Lua's garbage for leaks, and scans */
     return 0;
 }

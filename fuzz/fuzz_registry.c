@@ -11,6 +11,7 @@
  *
  * Input: records of an op byte and its arguments, strings as a length byte
  * and that many bytes (a NUL ends them early). */
+#include "input.h"
 #include "mqtt/client.h"
 #include "mqtt/registry.h"
 #include "mqtt/topic.h"
@@ -54,26 +55,14 @@ static void fail_if(int bad)
     if (bad) abort();
 }
 
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t take_byte(struct input *in)
+/* A string of at most MAX_TEXT bytes, ended early by a NUL. */
+static void take_text(struct fuzz_input *in, char out[MAX_TEXT + 1])
 {
-    if (in->n == 0) return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static void take_text(struct input *in, char out[MAX_TEXT + 1])
-{
-    size_t len = take_byte(in) % (MAX_TEXT + 1);
-    if (len > in->n) len = in->n;
-    memcpy(out, in->p, len);
+    size_t len;
+    const uint8_t *s = fuzz_take_bytes(in, &len);
+    len = len < MAX_TEXT ? len : MAX_TEXT;
+    memcpy(out, s, len);
     out[len] = '\0';
-    in->p += len;
-    in->n -= len;
 }
 
 static void on_message(void *ud, const struct sts_mqtt_message *msg);
@@ -167,26 +156,26 @@ static void read_filter(void *ctx, struct sts_filter *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct input in = { data, size };
+    struct fuzz_input in = { data, size };
     char text[MAX_TEXT + 1], other[MAX_TEXT + 1];
     size_t seen = 0;
 
     sts_registry_init(&registry);
     nsubs = 0;
     for (int ops = 0; ops < 200 && in.n > 0; ops++) {
-        uint8_t op = take_byte(&in);
+        uint8_t op = fuzz_take_byte(&in);
         switch (op % 6) {
         case 0: {
-            uint8_t how = take_byte(&in), arg = take_byte(&in);
+            uint8_t how = fuzz_take_byte(&in), arg = fuzz_take_byte(&in);
             take_text(&in, text);
             take_text(&in, other);
             add(text, how % 3, (enum action)((how >> 2) % ACTIONS), arg, other);
             break;
         }
-        case 1: if (nsubs) remove_sub(take_byte(&in) % nsubs); break;
+        case 1: if (nsubs) remove_sub(fuzz_take_byte(&in) % nsubs); break;
         case 2: take_text(&in, text); deliver(text); break;
         case 3: take_text(&in, text); check_queries(text); break;
-        case 4: if (nsubs) check_qos(take_byte(&in) % nsubs); break;
+        case 4: if (nsubs) check_qos(fuzz_take_byte(&in) % nsubs); break;
         default: sts_registry_each(&registry, read_filter, &seen); break;
         }
     }

@@ -22,4 +22,22 @@
 lua_State *fuzz_lua_open(const char *driver);
 void fuzz_lua_run(lua_State *L, const uint8_t *data, size_t size);
 
+/* A whole target over one driver: FUZZ_LUA_TARGET("lab"). The state is made
+ * before the first input (a driver may write seeds and exit then). */
+#define FUZZ_LUA_TARGET(driver)                                          \
+    int LLVMFuzzerInitialize(int *argc, char ***argv);                   \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);        \
+    static lua_State *fuzz_state;                                        \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                    \
+    {                                                                    \
+        (void)argc, (void)argv;                                          \
+        fuzz_state = fuzz_lua_open(driver);                              \
+        return 0;                                                        \
+    }                                                                    \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)         \
+    {                                                                    \
+        fuzz_lua_run(fuzz_state, data, size);                            \
+        return 0;                                                        \
+    }
+
 #endif
