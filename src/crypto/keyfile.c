@@ -88,6 +88,13 @@ static int check_file(const struct stat *st, const char *path, void *ctx, char *
     return 0;
 }
 
+int sts_trust_file_check(const struct stat *st, const char *path, void *ctx, char *err, size_t errlen)
+{
+    enum file_use use = TRUST_FILE;
+    (void)ctx;
+    return check_file(st, path, &use, err, errlen);
+}
+
 /* Reads a key or trust file: a regular file only (a FIFO or device is
  * refused; O_NONBLOCK, so that opening one never waits), at most max bytes,
  * as its use allows, and not empty. The text of a failed read is wiped. */

@@ -98,6 +98,12 @@ struct sts_trust {
  * and why. Returns 0 or the error; STS_ERR_NOMEM too. */
 int sts_trust_read(const char *path, char **text, size_t *len, char *err, size_t errlen);
 
+/* The check of sts_trust_read on a file's status (an sts_file_check, see
+ * util/atomic_file.h), for other lists of trusted keys (the key server's
+ * ACL): refuses a file everyone may write. ctx is unused. */
+struct stat;
+int sts_trust_file_check(const struct stat *st, const char *path, void *ctx, char *err, size_t errlen);
+
 /* Reads the trust file at path into t (which need not be initialised), as
  * sts_trust_read reads it. On failure t is empty and err, starting
  * "trust: ", names the file (and the line of a bad key). Returns 0,

@@ -1,9 +1,12 @@
 #include "proto/acl.h"
+#include "crypto/keyfile.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/lines.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,51 +313,22 @@ int sts_acl_parse(struct sts_acl *acl, const char *text, size_t len, const char 
     return rc;
 }
 
-/* The whole file into a malloc'd buffer; reading stops one byte past MAX_FILE. */
-static int read_file(FILE *f, char **text, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = NULL, *bigger;
-
-    for (;;) {
-        if ((bigger = realloc(buf, cap)) == NULL) {
-            free(buf);
-            return STS_ERR_NOMEM;
-        }
-        buf = bigger;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap || cap > MAX_FILE) break; /* the end, an error, or a byte too many */
-        cap = 2 * cap > MAX_FILE ? MAX_FILE + 1 : 2 * cap;
-    }
-    if (ferror(f) || n > MAX_FILE) {
-        int saved = errno; /* for the message */
-        free(buf);
-        errno = saved;
-        return ferror(f) ? STS_ERR_IO : STS_ERR_TOO_BIG;
-    }
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
-static const char *read_error(int rc)
-{
-    if (rc == STS_ERR_TOO_BIG) return "larger than 16 MiB: not an ACL";
-    return rc == STS_ERR_NOMEM ? "out of memory" : strerror(errno);
-}
-
 int sts_acl_load(struct sts_acl *acl, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
+    uint8_t *text = NULL;
     size_t len = 0;
-    int rc = f ? read_file(f, &text, &len) : STS_ERR_IO;
 
     memset(acl, 0, sizeof *acl);
-    if (rc != 0 && errlen > 0) snprintf(err, errlen, "%s: %s", path, read_error(rc));
-    if (f != NULL) fclose(f);
+    /* O_NONBLOCK: opening a FIFO must not wait; sts_read_fd refuses it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return STS_ERR_IO;
+    }
+    /* The ACL lists the keys the key server trusts: checked as a trust file is. */
+    int rc = sts_read_fd(fd, path, MAX_FILE, sts_trust_file_check, NULL, &text, &len, err, errlen);
     if (rc != 0) return rc;
-    rc = sts_acl_parse(acl, text, len, path, err, errlen);
+    rc = sts_acl_parse(acl, (const char *)text, len, path, err, errlen);
     free(text);
     return rc;
 }

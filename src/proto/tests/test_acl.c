@@ -5,6 +5,7 @@
 #include "util/unit.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define K1 "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
@@ -294,12 +295,28 @@ static void test_load(void)
     CHECK(strcmp(err, message) == 0);
     write_file(path, "", (16 << 20) + 1);
     CHECK(sts_acl_load(&acl, path, err, sizeof err) == STS_ERR_TOO_BIG);
-    snprintf(message, sizeof message, "%s: larger than 16 MiB: not an ACL", path);
+    snprintf(message, sizeof message, "%s: larger than 16777216 bytes", path);
     CHECK(strcmp(err, message) == 0);
     CHECK(holds_nothing(&acl));
 
     CHECK(sts_acl_load(&acl, "/tmp", err, sizeof err) == STS_ERR_IO);
-    CHECK(strcmp(err, "/tmp: Is a directory") == 0);
+    CHECK(strcmp(err, "/tmp: not a regular file (a directory)") == 0);
+
+    /* A FIFO is refused at once, never waited on; so is an ACL anyone may write. */
+    char fifo[] = "/tmp/test_acl_fifo_XXXXXX";
+    CHECK(mkdtemp(fifo) != NULL);
+    char fifo_path[64];
+    snprintf(fifo_path, sizeof fifo_path, "%s/acl", fifo);
+    CHECK(mkfifo(fifo_path, 0600) == 0);
+    CHECK(sts_acl_load(&acl, fifo_path, err, sizeof err) == STS_ERR_IO);
+    snprintf(message, sizeof message, "%s: not a regular file (a FIFO)", fifo_path);
+    CHECK(strcmp(err, message) == 0);
+    unlink(fifo_path);
+    rmdir(fifo);
+    write_file(path, "# lab\n" K2 " bob g1 r\n", 0);
+    CHECK(chmod(path, 0666) == 0);
+    CHECK(sts_acl_load(&acl, path, err, sizeof err) == STS_ERR_PERM && holds_nothing(&acl));
+    CHECK(strstr(err, "writable by everyone (mode 666)") != NULL);
     unlink(path);
 }
 
