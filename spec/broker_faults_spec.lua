@@ -35,6 +35,16 @@ end
 
 local function message(n) return n .. ":" .. string.rep("x", n % 50) end
 
+-- Publishes message 0 at QoS 0 until the receiver has it: its subscription
+-- is in place at the broker.
+local function until_subscribed(tx, topic, got)
+  assert(test.wait_until(function()
+    assert(tx:publish(topic, message(0)))
+    return got.seen[0]
+  end, 10, 0.05), "the subscription never took effect")
+  got.seen[0], got.count = nil, got.count - 1
+end
+
 -- A session between two clients in this process: the initiator on `a`, the
 -- responder on `b`. Returns initiator, responder, or nil and the reason.
 local function session_pair(a, b, topic, extra)
@@ -215,12 +225,13 @@ describe("an evil broker", function()
 
   it("that duplicates QoS 2 packets to a persistent session: plain QoS 2 still arrives exactly once", function()
     -- libmosquitto holds two copies of a duplicated QoS 2 message; the client
-    -- drops the stale one (it reconnects to), so nothing is lost or repeated.
+    -- drops the stale one, so nothing is lost or repeated.
     local relay = test.relay(broker, { dup = 0.02, seed = 15 })
     local rx = assert(sts.connect(relay:options{ client_id = "ev7-rx", clean_session = false, reconnect = RECONNECT }))
     local got = tally()
     assert(rx:subscribe("ev7/seq", function(_, payload) got.add(payload) end, { qos = 2 }))
     local tx = assert(sts.connect(broker:options{ client_id = "ev7-tx" }))
+    until_subscribed(tx, "ev7/seq", got)
     local total = 3000
     for n = 1, total do
       assert(tx:publish("ev7/seq", message(n), { qos = 2 }))
@@ -232,8 +243,7 @@ describe("an evil broker", function()
     assert.equal(0, got:lost(total))
     assert.equal(0, got.dups)
     assert.equal(0, got.forged)
-    assert.is_true(rx:stats().connects > 1) -- it did reconnect to drop stale copies
-    assert.is_true(rx:stats().redeliveries_dropped > 0)
+    assert.is_true(rx:stats().redeliveries_dropped > 0) -- the copies came, and were not delivered
     rx:disconnect()
     tx:disconnect()
     relay:stop()

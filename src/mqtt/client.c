@@ -326,8 +326,9 @@ static void held_publish(struct sts_mqtt *m, int mid, int dup)
 }
 
 /* A PUBREL libmosquitto is about to answer: it releases the first message it
- * holds with the id. A stale copy must go undelivered, and the broker must
- * repeat the PUBREL: the PUBCOMP libmosquitto is about to send must fail. */
+ * holds with the id. A stale copy goes undelivered; when a message the PUBREL
+ * is for waits behind it, the broker must repeat the PUBREL: the PUBCOMP
+ * libmosquitto is about to send must fail. */
 static void held_release(struct sts_mqtt *m, int mid)
 {
     struct held *h = &m->held;
@@ -337,11 +338,9 @@ static void held_release(struct sts_mqtt *m, int mid)
     enum held_kind kind = h->v[i].kind;
     memmove(&h->v[i], &h->v[i + 1], (h->n - (size_t)i - 1) * sizeof *h->v);
     h->n--;
-    if (kind != HELD_COPY) {
-        remember(h, mid);
-        h->releasing = kind == HELD_LIVE ? mid : 0; /* a repeat is dropped when delivered */
-        return;
-    }
+    if (kind == HELD_LIVE || kind == HELD_REPEAT) remember(h, mid);
+    h->releasing = kind == HELD_LIVE ? mid : 0; /* the others are dropped when delivered */
+    if (kind != HELD_COPY || held_find(h, mid, 1) < 0) return;
     m->stats.redeliveries_dropped++;
     sts_info("mqtt %s: reconnecting to drop a stale copy of QoS 2 message %d", m->client_id, mid);
     shutdown(mosquitto_socket(m->mosq), SHUT_WR);
