@@ -74,6 +74,16 @@ function test.wait_until(check, timeout, step)
   return check()
 end
 
+--- Publishes `payload` on `topic` from `client` at QoS 0 until `received()`
+-- is true, so that a subscription is known to be in place at the broker
+-- before messages that count are sent. Errors after `timeout` (10) seconds.
+function test.until_subscribed(client, topic, payload, received, timeout)
+  assert(test.wait_until(function()
+    assert(client:publish(topic, payload))
+    return received()
+  end, timeout or 10, 0.05), "the subscription to '" .. topic .. "' never took effect")
+end
+
 -- --- processes -------------------------------------------------------------
 
 local Process = {}
