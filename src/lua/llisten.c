@@ -166,6 +166,8 @@ static void refuse(struct llistener *li, int reason, const char *topic, const ui
         count_peer(li, key);
         if (sts_key_fingerprint(fp, key) != 0) strcpy(fp, "?");
     }
+    /* A copy of an INITREQ already taken is a handshake already logged. */
+    if (reason == R_SEEN) return;
     if (!bucket_take(&li->log, sts_now())) {
         li->suppressed++;
         return;

@@ -701,10 +701,10 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     const uint8_t *peer = err ? NULL : sts_noise_hs_remote_static(a->noise);
     if (err)
         r = noise_reason(s, err);
-    else if (payload_len(a, STS_FRAME_INITREQ) && a->stamp <= s->last_stamp)
-        r = STS_REASON_REPLAY; /* an IK INITREQ older than one already taken */
     else if (peer && !peer_acceptable(s, peer))
         r = STS_REASON_UNTRUSTED;
+    else if (payload_len(a, STS_FRAME_INITREQ) && a->stamp <= s->last_stamp)
+        r = STS_REASON_REPLAY; /* an IK INITREQ older than one already taken */
     else if ((err = attempt_write(a, STS_FRAME_INITACK)) != 0)
         r = noise_reason(s, err); /* where a low-order e shows (KEY) */
     int two_messages = !r && sts_noise_hs_action(a->noise) == STS_NOISE_SPLIT;
