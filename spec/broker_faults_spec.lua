@@ -9,33 +9,11 @@ local test = require "sts.test"
 
 local RECONNECT = { min_delay = 0.05, max_delay = 0.2 }
 
--- What a receiver got, by sequence number ("<n>:<text>"): the count of
--- distinct messages, duplicates, and messages not as sent ("forged").
-local function tally()
-  local t = { seen = {}, count = 0, dups = 0, forged = 0 }
-  function t.add(payload)
-    local n, text = payload:match("^(%d+):(.*)$")
-    n = tonumber(n)
-    if n == 0 and text == "" then
-      t.probed = true -- test.until_subscribed's probe
-    elseif not n or text ~= string.rep("x", n % 50) then
-      t.forged = t.forged + 1
-    elseif t.seen[n] then
-      t.dups = t.dups + 1
-    else
-      t.seen[n] = true
-      t.count = t.count + 1
-    end
-  end
-  function t:lost(total)
-    local lost = 0
-    for n = 1, total do if not self.seen[n] then lost = lost + 1 end end
-    return lost
-  end
-  return t
-end
+-- Message n and the text it carries: what a receiver must get, unchanged.
+local function text(n) return string.rep("x", n % 50) end
+local function tally() return test.tally(text) end
 
-local function message(n) return n .. ":" .. string.rep("x", n % 50) end
+local function message(n) return n .. ":" .. text(n) end
 
 -- A session between two clients in this process: the initiator on `a`, the
 -- responder on `b`. Returns initiator, responder, or nil and the reason.
@@ -55,7 +33,6 @@ local function session_pair(a, b, topic, extra)
     responder:set(sts.handshake(b, opts{ role = "responder", pub = topic .. "/down", sub = topic .. "/up",
                                           identity = rkey, peer = ipub }))
   end)
-  sts.sleep(0.05)
   local i, err = sts.handshake(a, opts{ role = "initiator", pub = topic .. "/up", sub = topic .. "/down",
                                          identity = ikey, peer = rpub })
   local r, rerr = responder:wait(base.timeout + 2)
@@ -91,11 +68,7 @@ describe("a pairwise session", function()
     send_all(i, total // 2)
     broker:restart()
     send_all(i, total, total // 2 + 1)
-    assert.truthy(test.wait_until(function() return got.count >= total end, 30), "got " .. got.count)
-    sts.sleep(0.3)
-    assert.equal(0, got:lost(total))
-    assert.equal(0, got.dups)
-    assert.equal(0, got.forged)
+    assert(got:all_once(total, 30))
     assert.equal("established", i:state())
     a:disconnect()
     b:disconnect()
@@ -137,11 +110,7 @@ describe("an evil broker", function()
     local w = through({ delay = 5, dup = 0.05, reorder = 0.05, seed = 11 }, "ev1")
     local total = 2000
     send_all(w.i, total)
-    assert.truthy(test.wait_until(function() return w.got.count >= total end, 30), "got " .. w.got.count)
-    sts.sleep(0.3)
-    assert.equal(0, w.got.dups)
-    assert.equal(0, w.got.forged)
-    assert.equal(0, w.got:lost(total))
+    assert(w.got:all_once(total, 30))
     assert.is_true(w.r:stats().rejected.replay > 0) -- the duplicates came, and were refused
     finish(w)
     assert.matches("(%d+) duplicated", w.relay:report())
@@ -164,11 +133,7 @@ describe("an evil broker", function()
     local w = through({ drop = 0.02, seed = 13, keepalive = 5 }, "ev3")
     local total = 1000
     send_all(w.i, total)
-    assert.truthy(test.wait_until(function() return w.got.count >= total end, 40), "got " .. w.got.count)
-    sts.sleep(0.3)
-    assert.equal(0, w.got:lost(total))
-    assert.equal(0, w.got.forged)
-    assert.equal(0, w.got.dups)
+    assert(w.got:all_once(total, 40))
     assert.is_true(w.a:stats().connects > 1)
     assert.equal("established", w.r:state())
     finish(w)
@@ -178,11 +143,7 @@ describe("an evil broker", function()
     local w = through({ truncate_after = 300, seed = 14 }, "ev4")
     local total = 2000
     send_all(w.i, total)
-    assert.truthy(test.wait_until(function() return w.got.count >= total end, 40), "got " .. w.got.count)
-    sts.sleep(0.3)
-    assert.equal(0, w.got:lost(total))
-    assert.equal(0, w.got.dups)
-    assert.equal(0, w.got.forged)
+    assert(w.got:all_once(total, 40))
     assert.is_true(w.a:stats().connects > 1)
     finish(w)
   end)
@@ -221,7 +182,7 @@ describe("an evil broker", function()
     local relay = test.relay(broker, { dup = 0.02, seed = 15 })
     local rx = assert(sts.connect(relay:options{ client_id = "ev7-rx", clean_session = false, reconnect = RECONNECT }))
     local got = tally()
-    assert(rx:subscribe("ev7/seq", function(_, payload) got.add(payload) end, { qos = 2 }))
+    assert(rx:subscribe("ev7/seq", got.handler, { qos = 2 }))
     local tx = assert(sts.connect(broker:options{ client_id = "ev7-tx" }))
     test.until_subscribed(tx, "ev7/seq", message(0), function() return got.probed end)
     local total = 3000
@@ -230,11 +191,7 @@ describe("an evil broker", function()
       if n % 200 == 0 then sts.sleep(0.005) end
     end
     assert.is_true(tx:flush(30))
-    assert.truthy(test.wait_until(function() return got.count >= total end, 30), "got " .. got.count)
-    sts.sleep(0.3)
-    assert.equal(0, got:lost(total))
-    assert.equal(0, got.dups)
-    assert.equal(0, got.forged)
+    assert(got:all_once(total, 30))
     assert.is_true(rx:stats().redeliveries_dropped > 0) -- the copies came, and were not delivered
     rx:disconnect()
     tx:disconnect()

@@ -5,24 +5,6 @@
 local sts = require "sts"
 local test = require "sts.test"
 
--- Counts messages by their sequence number ("<n>"): lost and duplicated.
-local function tally()
-  local t = { seen = {}, count = 0, dups = 0 }
-  function t.handler(_, payload)
-    local n = tonumber(payload:match("^(%d+)"))
-    if n == 0 then
-      t.probed = true -- test.until_subscribed's probe
-    elseif t.seen[n] then t.dups = t.dups + 1 else t.count = t.count + 1 end
-    t.seen[n] = true
-  end
-  function t:lost(total)
-    local lost = 0
-    for n = 1, total do if not self.seen[n] then lost = lost + 1 end end
-    return lost
-  end
-  return t
-end
-
 describe("delivery accounting", function()
   local broker
 
@@ -35,7 +17,7 @@ describe("delivery accounting", function()
   it("flushes 70,000 outstanding QoS 1 publishes with unacked back to 0", function()
     local total = 70000
     local rx = assert(sts.connect(broker:options{ client_id = "acct-rx" }))
-    local got = tally()
+    local got = test.tally()
     assert(rx:subscribe("acct/q1", got.handler, { qos = 1 }))
     local tx = assert(sts.connect(broker:options{ client_id = "acct-tx" }))
     test.until_subscribed(tx, "acct/q1", "0", function() return got.probed end)
@@ -45,8 +27,7 @@ describe("delivery accounting", function()
     assert.is_true(tx:stats().unacked > 65535)
     assert.is_true(tx:flush(60))
     assert.equal(0, tx:stats().unacked)
-    assert.truthy(test.wait_until(function() return got.count == total end, 30))
-    assert.equal(0, got.dups)
+    assert(got:all_once(total, 30))
     tx:disconnect()
     rx:disconnect()
   end)
@@ -76,7 +57,7 @@ describe("plain QoS 2 with a persistent session", function()
     local total = 20000
     local opts = { client_id = "q2-rx", clean_session = false, reconnect = { min_delay = 0.1, max_delay = 0.5 } }
     local rx = assert(sts.connect(broker:options(opts)))
-    local got = tally()
+    local got = test.tally()
     assert(rx:subscribe("q2/seq", got.handler, { qos = 2 }))
     local tx = assert(sts.connect(broker:options{ client_id = "q2-tx", clean_session = false,
                                                   reconnect = { min_delay = 0.1, max_delay = 0.5 } }))
@@ -95,10 +76,7 @@ describe("plain QoS 2 with a persistent session", function()
     broker:restart()
     send(total)
     assert.is_true(tx:flush(60))
-    assert.truthy(test.wait_until(function() return got.count >= total end, 60))
-    sts.sleep(0.5) -- a late duplicate would show up in this time
-    assert.equal(0, got:lost(total))
-    assert.equal(0, got.dups)
+    assert(got:all_once(total, 60))
     tx:disconnect()
     rx:disconnect()
   end)

@@ -84,6 +84,46 @@ function test.until_subscribed(client, topic, payload, received, timeout)
   end, timeout or 10, 0.05), "the subscription to '" .. topic .. "' never took effect")
 end
 
+--- Counts numbered messages ("<n>" or "<n>:<text>") as a receiver takes
+-- them (t.add(payload), or t.handler(topic, payload) as an MQTT handler):
+-- `count` distinct, `dups` repeated, `forged` not as sent (when `expected(n)`
+-- is given and gives another text than it came with), `probed` once a
+-- message 0 (a test.until_subscribed probe, not counted) came.
+-- t:lost(total): how many of 1..total never came. t:all_once(total [, timeout]):
+-- waits until all came, then a second for late duplicates; true, or nil and
+-- what went wrong.
+function test.tally(expected)
+  local t = { seen = {}, count = 0, dups = 0, forged = 0 }
+  function t.add(payload)
+    local n, text = payload:match("^(%d+):?(.*)$")
+    n = tonumber(n)
+    if n == 0 then
+      t.probed = true
+    elseif not n or (expected and text ~= expected(n)) then
+      t.forged = t.forged + 1
+    elseif t.seen[n] then
+      t.dups = t.dups + 1
+    else
+      t.seen[n] = true
+      t.count = t.count + 1
+    end
+  end
+  function t.handler(_, payload) t.add(payload) end
+  function t:lost(total)
+    local lost = 0
+    for n = 1, total do if not self.seen[n] then lost = lost + 1 end end
+    return lost
+  end
+  function t:all_once(total, timeout)
+    test.wait_until(function() return self.count >= total end, timeout or 30)
+    sts.sleep(1)
+    local lost = self:lost(total)
+    if lost == 0 and self.dups == 0 and self.forged == 0 then return true end
+    return nil, string.format("of %d: %d lost, %d duplicated, %d forged", total, lost, self.dups, self.forged)
+  end
+  return t
+end
+
 -- --- processes -------------------------------------------------------------
 
 local Process = {}
