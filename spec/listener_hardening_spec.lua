@@ -151,6 +151,27 @@ describe("listener hardening", function()
     l2:close()
   end)
 
+  it("keeps every re-handshake of a sensor working while the broker replays its earlier INITREQs", function()
+    local rec = recorder("rh/+/up")
+    local got = {}
+    local l = listen("rh", nil, function(x) x:on("message", function(m) got[#got + 1] = m end) end)
+    local s = assert(sensor("rh", "sensor-7", s7))
+    local attacker = connect()
+    for round = 1, 5 do
+      local before = s:stats().handshakes
+      assert(s:rehandshake())
+      local old = rec:of_type(INITREQ)
+      for _, f in ipairs(old) do assert(attacker:publish(f.topic, f.payload, { qos = 1 })) end
+      assert.truthy(test.wait_until(function() return s:stats().handshakes > before end))
+      assert(s:send("round " .. round))
+      assert.truthy(test.wait_until(function() return got[#got] == "round " .. round end), "round " .. round)
+    end
+    assert.equal(5, #got)
+    assert.equal(1, l:stats().sessions)
+    assert.is_true(l:stats().rejected.replay >= 10)
+    l:close()
+  end)
+
   it("reaps a session its peer closed, and a new handshake makes a new session", function()
     local opened = {}
     local l = listen("reap", nil, function(x) opened[#opened + 1] = x end)
