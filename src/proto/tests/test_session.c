@@ -1208,10 +1208,10 @@ static void test_duplicate_answers_bounded(void)
 
 /* A COOKIE makes the initiator send its INITREQ again at once with the
  * cookie after it, which the responder's engine ignores. */
-static void test_cookie(void)
+static void test_cookie(enum sts_pattern pattern)
 {
     struct peer i, r;
-    struct sts_session_config ci = initiator_config(&i, STS_PATTERN_IK);
+    struct sts_session_config ci = initiator_config(&i, pattern);
     struct sts_session_config cr = config(&r, STS_ROLE_RESPONDER, r_priv);
     open_pair(&i, &r, &ci, &cr);
     struct frame first = take(&i, 0);
@@ -1263,7 +1263,8 @@ int main(void)
     test_message_sizes();
     test_low_order_initreq();
     test_replayed_initreq();
-    test_cookie();
+    test_cookie(STS_PATTERN_IK);
+    test_cookie(STS_PATTERN_XX);
     test_duplicate_answers_bounded();
     return unit_done();
 }
