@@ -86,7 +86,7 @@ describe("the sts-lua command line", function()
 
   it("lists the environment, the exit status and the man pages in --help", function()
     local out = run("--help")
-    for _, word in ipairs({ "STS_LOG", "LUA_PATH", "LUA_INIT", "%-E", "%-W", "Exit status", "sts%-lua%(1%)", "sts%-lua%-api%(7%)" }) do
+    for _, word in ipairs({ "STS_LOG", "LUA_PATH", "LUA_INIT", "JOURNAL_STREAM", "NOTIFY_SOCKET", "%-E", "%-W", "Exit status", "sts%-lua%(1%)", "sts%-lua%-api%(7%)" }) do
       assert.matches(word, out)
     end
   end)
