@@ -60,20 +60,20 @@ enum held_kind { HELD_LIVE, HELD_COPY, HELD_REPEAT };
  * PUBLISH whose PUBREL it had sent and we had answered, or a QoS 1 one we had
  * acknowledged (it restores the state it saved before). An id is not reused
  * before 65,535 others (mosquitto numbers in turn): a DUP PUBLISH of an id
- * among the last RECENT we delivered, not held since, is such a repeat,
- * answered as libmosquitto does, not delivered. (A broker that reuses an id
- * at once would lose a message here, if its first sending was lost in a
- * disconnect.) */
-#define RECENT 4096
+ * delivered fewer than RECENT deliveries ago, not held since, is such a
+ * repeat, answered as libmosquitto does, not delivered. (A broker that reuses
+ * an id sooner would lose a message here, if its first sending was lost in
+ * a disconnect.) */
+#define RECENT 32768u
 
 struct held {
     struct { uint16_t mid; uint8_t kind; } *v; /* in libmosquitto's order */
     size_t n, cap;
     int on;                       /* the log is parsed: deliveries are checked */
     int releasing;                /* the id whose PUBREL libmosquitto is handling, 0: none to deliver */
-    uint16_t *recent;             /* ring of the last RECENT ids delivered */
+    uint32_t *delivered_at;       /* per id: the value of `delivered` when it was last delivered */
+    uint32_t delivered;           /* deliveries so far (wraps) */
     int repeat;                   /* the QoS 1 PUBLISH being read is a repeat of this id */
-    size_t delivered;             /* how many ever were */
     int pubrel_seen;              /* a PUBREL line was read: the log is worded as expected */
     char *prefix;                 /* "Client <id> received " */
 };
@@ -291,15 +291,14 @@ static int held_find(const struct held *h, int mid, int live_only)
 
 static void remember(struct held *h, int mid)
 {
-    h->recent[h->delivered++ % RECENT] = (uint16_t)mid;
+    if (++h->delivered == 0) h->delivered = 1; /* 0 stands for never */
+    h->delivered_at[mid] = h->delivered;
 }
 
 static int recently_delivered(const struct held *h, int mid)
 {
-    size_t n = h->delivered < RECENT ? h->delivered : RECENT;
-    for (size_t i = 0; i < n; i++)
-        if (h->recent[i] == mid) return 1;
-    return 0;
+    uint32_t at = h->delivered_at[mid];
+    return at && h->delivered - at < RECENT;
 }
 
 /* A QoS 2 PUBLISH libmosquitto is about to queue: a copy when it holds the
@@ -409,8 +408,8 @@ static int held_start(struct sts_mqtt *m)
     size_t len = sizeof "Client " + strlen(m->client_id) + sizeof " received ";
     if (major != 2) return MOSQ_ERR_SUCCESS;
     m->held.prefix = malloc(len);
-    m->held.recent = malloc(RECENT * sizeof *m->held.recent);
-    if (!m->held.prefix || !m->held.recent) return MOSQ_ERR_NOMEM;
+    m->held.delivered_at = calloc(65536, sizeof *m->held.delivered_at);
+    if (!m->held.prefix || !m->held.delivered_at) return MOSQ_ERR_NOMEM;
     snprintf(m->held.prefix, len, "Client %s received ", m->client_id);
     m->held.on = 1;
     mosquitto_log_callback_set(m->mosq, cb_log);
@@ -881,7 +880,7 @@ static void finalize(struct sts_closing *c)
     free(m->outstanding.writes);
     free(m->held.v);
     free(m->held.prefix);
-    free(m->held.recent);
+    free(m->held.delivered_at);
     free(m->host);
     free(m->client_id);
     free(m);
