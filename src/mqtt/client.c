@@ -626,7 +626,7 @@ static void read_available(struct sts_mqtt *m)
     int one = 1;
     setsockopt(mosquitto_socket(m->mosq), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 #endif
-    for (int i = 0; i < 4096; i++) {
+    for (int i = 0; i < 256; i++) { /* at most 256 a turn, so that a flood cannot hold up the timers */
         int pending = 0;
         m->outstanding.reading = 1;
         int rc = mosquitto_loop_read(m->mosq, 1);
