@@ -48,15 +48,15 @@ local function send_all(s, total, from)
   end
 end
 
+local broker
+
+setup(function() broker = test.broker() end)
+teardown(function()
+  broker:stop()
+  test.cleanup()
+end)
+
 describe("a pairwise session", function()
-  local broker
-
-  setup(function() broker = test.broker() end)
-  teardown(function()
-    broker:stop()
-    test.cleanup()
-  end)
-
   it("delivers every message once across a broker restart", function()
     local a = assert(sts.connect(broker:options{ client_id = "ps-a", clean_session = false, reconnect = RECONNECT }))
     local b = assert(sts.connect(broker:options{ client_id = "ps-b", clean_session = false, reconnect = RECONNECT }))
@@ -76,14 +76,6 @@ describe("a pairwise session", function()
 end)
 
 describe("an evil broker", function()
-  local broker
-
-  setup(function() broker = test.broker() end)
-  teardown(function()
-    broker:stop()
-    test.cleanup()
-  end)
-
   -- A session whose initiator talks through a relay with `faults`; the
   -- responder is on the broker directly.
   local function through(faults, topic)

@@ -5,15 +5,15 @@
 local sts = require "sts"
 local test = require "sts.test"
 
+local broker
+
+setup(function() broker = test.broker() end)
+teardown(function()
+  broker:stop()
+  test.cleanup()
+end)
+
 describe("delivery accounting", function()
-  local broker
-
-  setup(function() broker = test.broker() end)
-  teardown(function()
-    broker:stop()
-    test.cleanup()
-  end)
-
   it("flushes 70,000 outstanding QoS 1 publishes with unacked back to 0", function()
     local total = 70000
     local rx = assert(sts.connect(broker:options{ client_id = "acct-rx" }))
@@ -45,14 +45,6 @@ describe("delivery accounting", function()
 end)
 
 describe("plain QoS 2 with a persistent session", function()
-  local broker
-
-  setup(function() broker = test.broker() end)
-  teardown(function()
-    broker:stop()
-    test.cleanup()
-  end)
-
   it("is delivered exactly once across a broker restart", function()
     local total = 20000
     local opts = { client_id = "q2-rx", clean_session = false, reconnect = { min_delay = 0.1, max_delay = 0.5 } }
