@@ -369,6 +369,7 @@ end
 
 local Relay = {}
 Relay.__index = Relay
+local relays = {} -- stopped by test.cleanup(), should a spec fail before it stops one
 
 --- Starts spec/tools/evil_relay (built as $STS_BUILD_DIR/evil_relay) in
 -- front of `broker`: a TCP proxy on 127.0.0.1 that mistreats the PUBLISH
@@ -386,6 +387,7 @@ function test.relay(broker, opts)
   end
   local r = setmetatable({ broker = broker, host = "127.0.0.1" }, Relay)
   r.process = test.spawn("exec " .. table.concat(parts, " "))
+  relays[#relays + 1] = r
   r.port = tonumber(r.process:wait_for("listening (%d+)", 5))
   if not r.port then error("evil_relay did not start: " .. r.process:output()) end
   return r
@@ -409,8 +411,11 @@ function Relay:report()
   return self.output or (self.process and self.process:output()) or ""
 end
 
---- Removes the temporary directories made so far.
+--- Stops the relays still running, and removes the temporary directories
+-- made so far.
 function test.cleanup()
+  for _, r in ipairs(relays) do r:stop() end
+  relays = {}
   for _, dir in ipairs(made_dirs) do os.execute("rm -rf " .. sh_quote(dir)) end
   made_dirs = {}
 end
