@@ -30,7 +30,7 @@ local function user_env(dir, extra)
 end
 
 local function asan_preload(so)
-  local asan = sh("ldd " .. q(so) .. " | awk '/libasan/ { print $3 }'"):match("[^\n]+")
+  local asan = sh("ldd " .. q(so) .. " | awk '/libasan|libclang_rt[.]asan/ { print $3 }'"):match("[^\n]+")
   return asan and ("LD_PRELOAD=" .. q(asan) .. " ASAN_OPTIONS=detect_leaks=0") or ""
 end
 
