@@ -3,14 +3,16 @@ local sts = require "sts"
 
 describe("the event loop", function()
   it("fires timers in deadline order and runs until nothing is left", function()
+    -- Deadlines 50 ms apart, and the start read first, so that a slow
+    -- (emulated) CPU arming them cannot reorder them.
     local order = {}
-    sts.after(0.03, function() order[#order + 1] = "c" end)
-    sts.after(0.01, function() order[#order + 1] = "a" end)
-    sts.after(0.02, function() order[#order + 1] = "b" end)
     local started = sts.now()
+    sts.after(0.15, function() order[#order + 1] = "c" end)
+    sts.after(0.05, function() order[#order + 1] = "a" end)
+    sts.after(0.10, function() order[#order + 1] = "b" end)
     sts.run()
     assert.same({ "a", "b", "c" }, order)
-    assert.is_true(sts.now() - started >= 0.03)
+    assert.is_true(sts.now() - started >= 0.15)
   end)
 
   it("repeats sts.every until cancelled, and a cancelled timer never fires", function()
