@@ -62,17 +62,11 @@ describe("sealed readings", function()
     return p
   end
 
-  local function expect(p, pattern, timeout)
-    local found = p:wait_for(pattern, timeout)
-    assert(found, "no '" .. pattern .. "' in:\n" .. p:output())
-    return found
-  end
-
   --- A gateway of the trust file on TAG/+/up, with extra options; ready.
   local function gateway(tag, ...)
     local p = spawn(GATEWAY, "--identity", dir .. "/gateway.key", "--trust", dir .. "/sensors.trust",
       "--sub", tag .. "/+/up", ...)
-    expect(p, "gateway ready\n")
+    p:expect("gateway ready\n")
     return p
   end
 
@@ -111,7 +105,7 @@ describe("sealed readings", function()
 
   --- Waits for the gateway's line of a reading; returns its counter.
   local function received(gw, sender, tag, name, reading)
-    return tonumber(expect(gw, "\n" .. escape(sender) .. " (%d+) " .. escape(tag .. "/" .. name .. "/up: " .. reading)
+    return tonumber(gw:expect("\n" .. escape(sender) .. " (%d+) " .. escape(tag .. "/" .. name .. "/up: " .. reading)
       .. "\n"))
   end
 
@@ -151,7 +145,7 @@ describe("sealed readings", function()
     local gw = gateway("load")
     local p = sense("load", "sensor-k", "--create")
     assert.equal(0, p:wait(20), p:output())
-    expect(gw, '\nsensor%-k %d+ load/sensor%-k/up: {"load1":[%d.]+,"load5":[%d.]+,"load15":[%d.]+}\n')
+    gw:expect('\nsensor%-k %d+ load/sensor%-k/up: {"load1":[%d.]+,"load5":[%d.]+,"load15":[%d.]+}\n')
     stop(gw)
   end)
 
@@ -226,7 +220,7 @@ describe("sealed readings", function()
     local p = spawn(SENSOR, "--pattern", "N", "--gateway", dir .. "/gateway.pub", "--state", dir .. "/anon.state",
       "--create", "--topic", "anon/somebody/up", "who knows")
     assert.equal(0, p:wait(20), p:output())
-    expect(open, "\nanonymous %d+ anon/somebody/up: who knows\n")
+    open:expect("\nanonymous %d+ anon/somebody/up: who knows\n")
     send("anon", "sensor-k", "named", "--create")
     received(strict, "sensor-k", "anon", "sensor-k", "named")
     assert.is_nil(strict:output():find("who knows", 1, true))
@@ -244,14 +238,14 @@ describe("sealed readings", function()
     local sh = test.spawn_fed(test.quote(test.sts_lua()) .. " --shell", dir)
     procs[#procs + 1] = sh
     sh:send("start " .. cfg)
-    expect(sh, "ready to send sealed readings on 'shell/shell%-7/up'")
+    sh:expect("ready to send sealed readings on 'shell/shell%-7/up'")
     sh:send("sendsealed hello, gateway")
     sh:send("sendsealed and again")
     local a = received(gw, "shell-7", "shell", "shell-7", "hello, gateway")
     local b = received(gw, "shell-7", "shell", "shell-7", "and again")
     assert.is_true(b > a)
     sh:send("status")
-    expect(sh, "counter " .. b .. ", pattern K")
+    sh:expect("counter " .. b .. ", pattern K")
     sh:close_input()
     assert.equal(0, sh:wait(10), sh:output())
     stop(gw)

@@ -219,6 +219,20 @@ function Process:wait_for(pattern, timeout)
   return test.wait_until(function() return self:output():match(pattern) end, timeout or 10)
 end
 
+--- As wait_for, but a timeout is an error that shows the output so far.
+function Process:expect(pattern, timeout)
+  local found = self:wait_for(pattern, timeout)
+  if not found then error("no '" .. pattern .. "' in:\n" .. self:output(), 2) end
+  return found
+end
+
+--- Closes the input and asserts that the process then exits with status 0.
+function Process:finish(timeout)
+  self:close_input()
+  local code = self:wait(timeout or 10)
+  if code ~= 0 then error("exit " .. tostring(code) .. ", output:\n" .. self:output(), 2) end
+end
+
 --- Waits for the process to end; returns its exit code (true if unknown,
 -- as for an exec'd command) or nil on timeout.
 function Process:wait(timeout)
