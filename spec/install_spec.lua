@@ -30,7 +30,9 @@ local function user_env(dir, extra)
 end
 
 local function asan_preload(so)
-  local asan = sh("ldd " .. q(so) .. " | awk '/libasan|libclang_rt[.]asan/ { print $3 }'"):match("[^\n]+")
+  -- The runtime ctest names (spec/CMakeLists.txt: clang links none into sts.so), else gcc's libasan that sts.so links.
+  local asan = os.getenv("STS_SANITIZER_RUNTIME")
+    or sh("ldd " .. q(so) .. " | awk '/libasan/ { print $3 }'"):match("[^\n]+")
   return asan and ("LD_PRELOAD=" .. q(asan) .. " ASAN_OPTIONS=detect_leaks=0") or ""
 end
 
