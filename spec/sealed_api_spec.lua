@@ -43,7 +43,7 @@ describe("sealed readings (API)", function()
     -- alice and bob by name; carol's line has no comment; mallory is not trusted.
     test.write_file(dir .. "/sensors.trust", table.concat({
       "# sensors of the gateway",
-      ids.alice.hex .. " alice kitchen, 2nd floor",
+      ids.alice.hex .. " alice # kitchen, 2nd floor",
       ids.bob.hex .. "\tbob",
       ids.carol.hex,
     }, "\n") .. "\n")

@@ -251,15 +251,41 @@ struct named_adder {
     void *ctx;
 };
 
-/* The comment's first word: what follows the key up to the next blank. */
+/* The next word of rest (up to a blank), or none at a '#' comment. */
+static size_t next_word(const char **rest, size_t *restlen, const char **word)
+{
+    const char *p = *rest, *end = *rest + *restlen;
+    while (p < end && is_blank(*p)) p++;
+    const char *start = p;
+    if (p < end && *p == '#') p = end, start = end;
+    while (p < end && !is_blank(*p)) p++;
+    *word = start;
+    *restlen = (size_t)(end - p);
+    *rest = p;
+    return (size_t)(p - start);
+}
+
+/* The words after a key: an optional name and topic binding, then nothing
+ * but a '#' comment. NULL, or what is wrong with them. */
+static const char *split_words(const char *rest, size_t restlen, const char **name, size_t *namelen,
+                               const char **binding, size_t *bindlen)
+{
+    const char *extra;
+    if (memchr(rest, '\0', restlen)) return "a NUL byte in the line";
+    *namelen = next_word(&rest, &restlen, name);
+    *bindlen = next_word(&rest, &restlen, binding);
+    if (next_word(&rest, &restlen, &extra) != 0) return "words after the topic binding (start a comment with '#')";
+    return NULL;
+}
+
+/* The name, as sts_trust_load reads it (a line it refuses is refused). */
 static int add_named(void *ctx, const uint8_t key[32], const char *rest, size_t restlen)
 {
     const struct named_adder *a = ctx;
-    size_t start = 0;
-    while (start < restlen && is_blank(rest[start])) start++;
-    size_t stop = start;
-    while (stop < restlen && !is_blank(rest[stop])) stop++;
-    return a->add(a->ctx, key, rest + start, stop - start);
+    const char *name, *binding;
+    size_t namelen, bindlen;
+    if (split_words(rest, restlen, &name, &namelen, &binding, &bindlen)) return -1;
+    return a->add(a->ctx, key, name, namelen);
 }
 
 int sts_trust_parse_named(const char *text, size_t len,
@@ -276,20 +302,6 @@ struct trust_loader {
     const char *reason; /* what is wrong with a line's words */
 };
 
-/* The next word of rest (up to a blank), or none at a '#' comment. */
-static size_t next_word(const char **rest, size_t *restlen, const char **word)
-{
-    const char *p = *rest, *end = *rest + *restlen;
-    while (p < end && is_blank(*p)) p++;
-    const char *start = p;
-    if (p < end && *p == '#') p = end, start = end;
-    while (p < end && !is_blank(*p)) p++;
-    *word = start;
-    *restlen = (size_t)(end - p);
-    *rest = p;
-    return (size_t)(p - start);
-}
-
 static int copy_word(char *out, size_t max, const char *word, size_t n)
 {
     if (n > max) return -1;
@@ -302,21 +314,17 @@ static int trust_add(void *ctx, const uint8_t key[32], const char *rest, size_t 
 {
     struct trust_loader *l = ctx;
     struct sts_trust *t = l->t;
-    const char *name, *binding, *extra;
-    size_t namelen = next_word(&rest, &restlen, &name);
-    size_t bindlen = next_word(&rest, &restlen, &binding);
+    const char *name, *binding;
+    size_t namelen, bindlen;
     struct sts_trust_entry e = { .name = "" };
     memcpy(e.key, key, 32);
+    if ((l->reason = split_words(rest, restlen, &name, &namelen, &binding, &bindlen))) return -1;
     if (copy_word(e.name, STS_TRUST_NAME_MAX, name, namelen) != 0) {
         l->reason = "name longer than 64 bytes";
         return -1;
     }
     if (copy_word(e.binding, STS_TRUST_BINDING_MAX, binding, bindlen) != 0) {
         l->reason = "topic binding longer than 256 bytes";
-        return -1;
-    }
-    if (next_word(&rest, &restlen, &extra) != 0) {
-        l->reason = "words after the topic binding (start a comment with '#')";
         return -1;
     }
     if (t->n == STS_TRUST_MAX_KEYS) return l->rc = STS_ERR_TOO_BIG;

@@ -58,9 +58,10 @@ int sts_key_fingerprint(char *out, const uint8_t pub[32]);
 int sts_trust_parse(const char *text, size_t len, int (*add)(void *ctx, const uint8_t key[32]),
                     void *ctx, unsigned *bad_line);
 
-/* As sts_trust_parse, also giving each key its name: the first word of the
- * comment after it (namelen 0 when the line has none), pointing into text
- * (not NUL-terminated). "0123...ef sensor-7 kitchen" names sensor-7. */
+/* As sts_trust_parse, also giving each key its name (namelen 0 when the
+ * line has none), pointing into text (not NUL-terminated). The words after a
+ * key are read as sts_trust_load reads them: "0123...ef sensor-7 # kitchen"
+ * names sensor-7; a line sts_trust_load refuses is refused. */
 int sts_trust_parse_named(const char *text, size_t len,
                           int (*add)(void *ctx, const uint8_t key[32], const char *name, size_t namelen),
                           void *ctx, unsigned *bad_line);

@@ -51,7 +51,7 @@ static void test_trust_named(void)
         "# sensors\n"
         "sts-key v1 x25519-public\n"
         "0101010101010101010101010101010101010101010101010101010101010101\n"
-        "0202020202020202020202020202020202020202020202020202020202020202 \t sensor-7  kitchen, 2nd floor\r\n"
+        "0202020202020202020202020202020202020202020202020202020202020202 \t sensor-7  # kitchen, 2nd floor\r\n"
         "  0303030303030303030303030303030303030303030303030303030303030303\tgw\n"
         "0404040404040404040404040404040404040404040404040404040404040404 ";
     CHECK(sts_trust_parse_named(trust, strlen(trust), collect_named, &c, &line) == 0);
@@ -60,6 +60,17 @@ static void test_trust_named(void)
     CHECK(c.first[1] == 2 && strcmp(c.names[1], "sensor-7") == 0);
     CHECK(c.first[2] == 3 && strcmp(c.names[2], "gw") == 0);
     CHECK(c.first[3] == 4 && strcmp(c.names[3], "") == 0);
+    /* '#' starts a comment, never a name; a NUL byte or words after the binding refuse the line. */
+    const char *unnamed = "0101010101010101010101010101010101010101010101010101010101010101 #kitchen\n";
+    c.n = 0;
+    CHECK(sts_trust_parse_named(unnamed, strlen(unnamed), collect_named, &c, &line) == 0);
+    CHECK(c.n == 1 && strcmp(c.names[0], "") == 0);
+    const char nul[] = "0101010101010101010101010101010101010101010101010101010101010101 sensor\0x\n";
+    c.n = 0;
+    CHECK(sts_trust_parse_named(nul, sizeof nul - 1, collect_named, &c, &line) == STS_ERR_PARSE && line == 1);
+    const char *extra = "0101010101010101010101010101010101010101010101010101010101010101 s-7 a/+ kitchen\n";
+    c.n = 0;
+    CHECK(sts_trust_parse_named(extra, strlen(extra), collect_named, &c, &line) == STS_ERR_PARSE && line == 1);
     const char *glued = "# ok\n0101010101010101010101010101010101010101010101010101010101010101name\n";
     c.n = 0;
     CHECK(sts_trust_parse_named(glued, strlen(glued), collect_named, &c, &line) == STS_ERR_PARSE && line == 2);
