@@ -230,6 +230,18 @@ describe("listener hardening", function()
     l:close()
   end)
 
+  it("refuses an oversized INITREQ before hashing, queueing or DH, and counts it", function()
+    local l = listen("big")
+    local attacker = connect()
+    for n = 1, 5 do assert(attacker:publish("big/sensor-7/up", "\1\1\x21" .. sts.random(60000), { qos = 1 })) end
+    assert.truthy(test.wait_until(function() return l:stats().rejected.too_big == 5 end))
+    local st = l:stats()
+    assert.equal(0, st.handshake_jobs)
+    assert.equal(0, st.sessions)
+    assert.is_nil(st.rejected.rate)
+    l:close()
+  end)
+
   it("reloads its trust file: a revoked key's session closes, and it cannot handshake again", function()
     local path = trust_file(dir .. "/reload.trust", { { s7 }, { s99 } })
     local l = listen("reload", { trust = path })

@@ -388,6 +388,15 @@ static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *m
     const uint8_t *frame = msg->payload, *cookie;
     double now = sts_now();
     uint8_t digest[SEEN_LEN];
+    struct sts_frame f;
+    enum sts_reason why;
+    /* Before hashing, queueing or a DH token: a frame that cannot decode as
+     * a handshake (at most STS_FRAME_HANDSHAKE_MAX bytes, a returned cookie
+     * included) would otherwise pin up to max_payload in the queue. */
+    if (sts_frame_decode(&f, frame, (size_t)msg->len, STS_FRAME_HANDSHAKE_MAX, &why) != 0) {
+        refuse(li, why, msg->topic, NULL);
+        return;
+    }
     size_t len = sts_initreq_cookie(frame, (size_t)msg->len, &cookie);
     uint8_t *slot = seen_slot(li, msg->topic, frame, len, digest);
     if (!slot) { refuse(li, STS_REASON_INTERNAL, msg->topic, NULL); return; }
