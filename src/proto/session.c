@@ -98,7 +98,9 @@ struct sts_session {
     int failure; /* the sts_error behind the last STS_REASON_INTERNAL */
     double established_at, last_resync;
     /* Initiator: the last timestamp sent; responder: the greatest one of an
-     * INITREQ that authenticated, below which INITREQs are replays. */
+     * INITREQ that authenticated, or that of the last attempt a live frame
+     * confirmed (a peer whose clock went back), below which an INITREQ may
+     * not replace an attempt in flight. */
     uint64_t last_stamp;
     struct sts_session_stats stats;
 };
@@ -703,7 +705,7 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
         r = noise_reason(s, err);
     else if (peer && !peer_acceptable(s, peer))
         r = STS_REASON_UNTRUSTED;
-    else if (payload_len(a, STS_FRAME_INITREQ) && a->stamp <= s->last_stamp)
+    else if (payload_len(a, STS_FRAME_INITREQ) && a->stamp <= s->last_stamp && handshake_in_flight(s))
         r = STS_REASON_REPLAY; /* an IK INITREQ older than one already taken */
     else if ((err = attempt_write(a, STS_FRAME_INITACK)) != 0)
         r = noise_reason(s, err); /* where a low-order e shows (KEY) */
@@ -717,7 +719,9 @@ static enum sts_reason on_initreq(struct sts_session *s, double now, const struc
     attempt_take_in(a, frame, len);
     drop_attempt(s);
     s->hs = a;
-    if (a->stamp)
+    /* A stale one (a replay, or a peer whose clock went back) is only an
+     * attempt: it replaces nothing until a live frame confirms it. */
+    if (a->stamp > s->last_stamp)
         s->last_stamp = a->stamp;
     if (two_messages) {
         attempt_await_confirm(s, a, now);
@@ -822,6 +826,8 @@ static int confirmed_by_peer(struct sts_session *s, struct keyset *ks, double no
 {
     struct attempt *a = s->hs;
     if (a && ks == &a->pending) {
+        if (!is_initiator(s) && a->stamp)
+            s->last_stamp = a->stamp; /* the live peer's clock, even if it went back */
         ks->confirmed = 1;
         promote(s, ks, now);
         drop_attempt(s);

@@ -1181,9 +1181,49 @@ static void test_replayed_initreq(void)
     CHECK(deliver(&r, old) == STS_ERR_REPLAY && rejected(&r, STS_REASON_REPLAY) == 1);
     pump(&i, &r);
     CHECK(i.established == 2 && r.established == 2 && still_works(&i, &r));
-    /* On a live session it changes nothing either. */
-    CHECK(deliver(&r, replay) == STS_ERR_REPLAY && r.nq == 0);
+    /* With no attempt in flight it is only an attempt (a peer whose clock
+     * went back looks the same): answered, never reported, and the live
+     * session goes on; it times out. */
+    CHECK(deliver(&r, replay) == 0 && r.nq == 1);
+    CHECK(deliver(&i, take(&r, 0)) == STS_ERR_STATE); /* the live initiator has no attempt */
     CHECK(r.established == 2 && still_works(&i, &r));
+    now += STS_SESSION_HANDSHAKE_TIMEOUT + 1;
+    sts_session_tick(r.s, now);
+    sts_session_tick(i.s, now);
+    CHECK(r.established == 2 && r.failed == 0 && still_works(&i, &r));
+    unpair(&i, &r);
+}
+
+/* A clock set back (no RTC, an NTP step back) and restarted. */
+static uint64_t clock_set_back(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+/* An initiator restarted with its clock set back still gets a session on a
+ * responder whose old session lives on (never idle), and re-handshakes. */
+static void test_clock_set_back(void)
+{
+    struct peer i, r, i2;
+    pair(&i, &r, STS_PATTERN_IK);
+    struct sts_session_config c = initiator_config(&i2, STS_PATTERN_IK);
+    c.timestamp = clock_set_back;
+    peer_open(&i2, &c);
+    i2.trusted[0] = r_pub;
+    CHECK(sts_session_start(i2.s, now) == 0);
+    CHECK(deliver(&r, take(&i2, 0)) == 0 && r.nq == 1);
+    struct frame initack = take(&r, 0);
+    CHECK(r.established == 1 && still_works(&i, &r)); /* the old session, untouched */
+    CHECK(deliver(&i2, initack) == 0);
+    pump(&i2, &r);
+    CHECK(i2.established == 1 && r.established == 2 && still_works(&i2, &r));
+    /* Its next handshake is above the stamp that session was confirmed with. */
+    CHECK(sts_session_start(i2.s, now) == 0);
+    pump(&i2, &r);
+    CHECK(i2.established == 2 && r.established == 3 && rejected(&r, STS_REASON_REPLAY) == 0);
+    CHECK(still_works(&i2, &r));
+    peer_close(&i2);
     unpair(&i, &r);
 }
 
@@ -1263,6 +1303,7 @@ int main(void)
     test_message_sizes();
     test_low_order_initreq();
     test_replayed_initreq();
+    test_clock_set_back();
     test_cookie(STS_PATTERN_IK);
     test_cookie(STS_PATTERN_XX);
     test_duplicate_answers_bounded();
