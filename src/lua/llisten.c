@@ -311,10 +311,15 @@ static uint8_t *seen_slot(struct llistener *li, const char *topic, const uint8_t
 
 static void rotate_secret(struct llistener *li, double now)
 {
+    uint8_t fresh[sizeof li->secret[0]];
     if (now - li->secret_at < COOKIE_PERIOD) return;
-    memcpy(li->secret[1], li->secret[0], sizeof li->secret[0]);
-    if (sts_random(li->secret[0], sizeof li->secret[0]) != 0) return; /* keeps the old one */
-    li->secret_at = now;
+    /* Into a temporary: a failed generator leaves both secrets as they were. */
+    if (sts_random(fresh, sizeof fresh) == 0) {
+        memcpy(li->secret[1], li->secret[0], sizeof li->secret[0]);
+        memcpy(li->secret[0], fresh, sizeof fresh);
+        li->secret_at = now;
+    }
+    mbedtls_platform_zeroize(fresh, sizeof fresh);
 }
 
 /* The cookie of a topic under secret k: HMAC-SHA256(secret, topic), cut. */
