@@ -225,8 +225,17 @@ describe("the original STS protocol's limits", function()
     slave:send("sendenc to the second master")
     assert.equal("to the second master", assert(master.side:receive(master.next())).message)
 
-    -- It restarts again while the slave waits for its KEYACK.
-    master.handshake("wait_keyreq")
+    -- It restarts again at once: anyone on the topic can send INITREQ, so the
+    -- session takes one a handshake timeout (3 s) after the last restart, not sooner.
+    master.new()
+    master.publish(master.side:start())
+    slave:expect("rejected a 15%-byte frame on 'restart/m2s': INITREQ in a session restarted less than 3 s ago")
+    assert(test.wait_until(function()
+      if #master.inbox > 0 then return true end
+      master.publish{ "INITREQ:request" } -- as the original master repeats it
+    end, 10, 1), "the slave never took the repeated INITREQ")
+    -- That handshake stops while the slave waits for its KEYACK.
+    while master.side:state() ~= "wait_keyreq" do master.publish(assert(master.side:receive(master.next())).frames) end
     assert.matches("^KEYREQ:X%x+Y$", master.next()) -- the slave's, never answered
     slave:send("status")
     slave:expect("state:    wait keyack")

@@ -6,6 +6,7 @@
 
 #include <mbedtls/platform_util.h>
 #include <string.h>
+#include <time.h>
 
 #define KEY_DIGITS (2 * STS_X25519_LEN) /* a 255-bit u-coordinate in hex, at most */
 
@@ -36,6 +37,8 @@ static const struct {
     [STS_LEGACY_MESSAGE_NUL] = { STS_ERR_INVALID, "message contains a NUL byte" },
     [STS_LEGACY_PEER_LIMIT] = { STS_ERR_TOO_BIG, "message too long for the original's receive limit on its topic" },
     [STS_LEGACY_CRYPTO_FAILED] = { STS_ERR_CRYPTO, "random generator or cipher failed" },
+    [STS_LEGACY_RESTART_TOO_SOON] = { STS_ERR_STATE,
+                                      "INITREQ in a session restarted less than 3 s ago: ignored" },
 };
 
 const char *sts_legacy_reason_text(enum sts_legacy_reason reason)
@@ -224,6 +227,20 @@ static enum sts_legacy_reason new_keys(struct sts_legacy *ctx)
     return r;
 }
 
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An established session's INITREQ may come from anyone on the topic (it is
+ * plain text): one restart per interval bounds how often it can be dropped. */
+static int restart_too_soon(const struct sts_legacy *ctx, double now)
+{
+    return ctx->restarts > 0 && now - ctx->restarted_at < STS_LEGACY_RESTART_INTERVAL;
+}
+
 static enum sts_legacy_reason handshake_step(struct sts_legacy *ctx, const uint8_t *frame,
                                              size_t len, struct sts_legacy_output *out)
 {
@@ -237,8 +254,16 @@ static enum sts_legacy_reason handshake_step(struct sts_legacy *ctx, const uint8
     if (t == NULL) return STS_LEGACY_WRONG_STATE;
     if (h == H_KEYREQ) r = derive_key(ctx, body, bodylen);
     else if (!body_is(h, body, bodylen)) r = STS_LEGACY_BAD_BODY;
+    int session_restart = t->restart && t->from == STS_LEGACY_ESTABLISHED;
+    double now = session_restart ? monotonic_now() : 0;
+    if (r == STS_LEGACY_OK && session_restart && restart_too_soon(ctx, now)) r = STS_LEGACY_RESTART_TOO_SOON;
     if (r == STS_LEGACY_OK && t->restart) r = new_keys(ctx);
     if (r != STS_LEGACY_OK) return r;
+
+    if (session_restart) {
+        ctx->restarts++;
+        ctx->restarted_at = now;
+    }
 
     for (unsigned i = 0; i < t->nreplies; i++) emit(out, t->replies[i], ctx->pub);
     ctx->state = t->to;

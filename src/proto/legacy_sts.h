@@ -27,7 +27,9 @@
  * - a slave takes a new INITREQ in any state: a repeat while it waits for
  *   the KEYREQ is answered again, and one after its KEYREQ went out (or in
  *   a session) starts the handshake over with a fresh key pair, as from a
- *   restarted master; a master ignores a repeated INITACK;
+ *   restarted master; a master ignores a repeated INITACK. The INITREQ is
+ *   plain text anyone on the topic can send, so a session is restarted at
+ *   most once per STS_LEGACY_RESTART_INTERVAL (STS_LEGACY_RESTART_TOO_SOON);
  * - with the peer's topic set, a frame the original could not receive is
  *   refused (STS_LEGACY_PEER_LIMIT) instead of killing its session.
  * This keeps the original's weaknesses we cannot fix without breaking it:
@@ -50,6 +52,10 @@
  * 1024-byte packet buffer less the 5 bytes of the fixed header, a 2-byte
  * remaining length and the topic's length. */
 #define STS_LEGACY_ORIGINAL_RECEIVE(n) (1019 - (n))
+
+/* Seconds between two restarts of a slave's session by INITREQ: the
+ * handshake timeout, so a master restarted twice still gets through. */
+#define STS_LEGACY_RESTART_INTERVAL 3.0
 
 enum sts_legacy_role { STS_LEGACY_MASTER, STS_LEGACY_SLAVE };
 
@@ -90,6 +96,7 @@ enum sts_legacy_reason {
     STS_LEGACY_MESSAGE_NUL,       /* a NUL would be lost in the zero padding */
     STS_LEGACY_PEER_LIMIT,        /* the frame is over what the original receives */
     STS_LEGACY_CRYPTO_FAILED,     /* the DRBG or AES failed */
+    STS_LEGACY_RESTART_TOO_SOON,  /* INITREQ in a session restarted just before */
 };
 
 struct sts_legacy {
@@ -102,6 +109,8 @@ struct sts_legacy {
     uint8_t iv[STS_AES_BLOCK_LEN];  /* CBC: the chain shared by both directions */
     size_t max_frame;               /* the longest frame the peer receives */
     size_t topic_len;               /* of the topic frames go out on; 0: not set */
+    unsigned long restarts;         /* slave: sessions restarted by INITREQ */
+    double restarted_at;            /* CLOCK_MONOTONIC seconds of the last one */
 };
 
 enum sts_legacy_event {

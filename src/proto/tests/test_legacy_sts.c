@@ -589,8 +589,10 @@ static void test_repeats_and_restarts(enum sts_legacy_mode mode)
     send_text(&slave, &master, "in step");
 
     /* In a session too: a restarted master's INITREQ starts a new handshake. */
+    CHECK(slave.restarts == 0);
     receive_text(&slave, "INITREQ:request", STS_LEGACY_RESTARTED, "INITACK:");
     CHECK(slave.state == STS_LEGACY_WAIT_KEYREQ && memcmp(slave.key, zero, 32) == 0);
+    CHECK(slave.restarts == 1);
     CHECK(sts_legacy_seal(&slave, "x", 1, frame, sizeof frame) == STS_ERR_STATE);
     /* A slave restarted by its own timeout waits for INITREQ again. */
     CHECK(sts_legacy_restart(&slave, &out) == 0 && out.nframes == 0 && slave.state == STS_LEGACY_WAIT_INITREQ);
@@ -610,6 +612,33 @@ static void test_repeats_and_restarts(enum sts_legacy_mode mode)
 /* The original receives 1019 - len(topic) bytes: on m2s 1016, so 1008 in
  * whole blocks, 1003 bytes of message ("ENC:" + 1003 + " " = 1008). The
  * issue's 1004 bytes made a 1024-byte frame that killed its session. */
+/* INITREQ is plain text anyone on the topic can send: an established session
+ * is restarted at most once per interval, a second INITREQ is refused and
+ * leaves the session as it was. */
+static void test_restart_rate(enum sts_legacy_mode mode)
+{
+    struct sts_legacy master, slave;
+    uint8_t key[32];
+
+    handshake_pair(&master, &slave, mode, 21, 22);
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_RESTARTED, "INITACK:");
+    CHECK(slave.restarts == 1);
+    sts_legacy_free(&master);
+    CHECK(sts_legacy_init(&master, STS_LEGACY_MASTER, mode, NULL) == 0);
+    handshake(&master, &slave, 0); /* the restarted master, at once */
+    memcpy(key, slave.key, 32);
+    expect_reject_text(&slave, "INITREQ:request", STS_ERR_STATE, STS_LEGACY_RESTART_TOO_SOON);
+    CHECK(slave.state == STS_LEGACY_ESTABLISHED && memcmp(slave.key, key, 32) == 0 && slave.restarts == 1);
+    send_text(&master, &slave, "still in session");
+    send_text(&slave, &master, "both ways");
+    /* Once the interval has passed, a restart is taken again. */
+    slave.restarted_at -= STS_LEGACY_RESTART_INTERVAL;
+    receive_text(&slave, "INITREQ:request", STS_LEGACY_RESTARTED, "INITACK:");
+    CHECK(slave.restarts == 2 && slave.state == STS_LEGACY_WAIT_KEYREQ);
+    sts_legacy_free(&master);
+    sts_legacy_free(&slave);
+}
+
 static void test_peer_limit(void)
 {
     struct sts_legacy master, slave;
@@ -697,7 +726,7 @@ static void test_key_text(void)
 
 static void test_reason_texts(void)
 {
-    for (int i = 0; i <= STS_LEGACY_CRYPTO_FAILED; i++) {
+    for (int i = 0; i <= STS_LEGACY_RESTART_TOO_SOON; i++) {
         CHECK(strlen(sts_legacy_reason_text((enum sts_legacy_reason)i)) > 0);
         for (int j = 0; j < i; j++)
             CHECK(strcmp(sts_legacy_reason_text((enum sts_legacy_reason)i),
@@ -739,6 +768,8 @@ int main(void)
     test_nosec();
     test_repeats_and_restarts(STS_LEGACY_ECB);
     test_repeats_and_restarts(STS_LEGACY_CBC);
+    test_restart_rate(STS_LEGACY_ECB);
+    test_restart_rate(STS_LEGACY_CBC);
     test_peer_limit();
     test_reason_texts();
     test_free_wipes();
