@@ -762,6 +762,8 @@ struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_optio
     return m;
 fail:
     if (m->mosq) mosquitto_destroy(m->mosq);
+    free(m->held.prefix);
+    free(m->held.delivered_at);
     free(m->host);
     free(m->client_id);
     free(m);
