@@ -346,10 +346,14 @@ static void held_release(struct sts_mqtt *m, int mid)
 }
 
 /* A connect that found no session: the broker will release none of the
- * messages held, and sends new ones under their ids. */
+ * messages held, and sends new ones under their ids, numbered afresh from 1:
+ * none of them repeats one delivered before. */
 static void held_orphan(struct sts_mqtt *m)
 {
     size_t live = 0;
+    if (m->held.delivered_at) memset(m->held.delivered_at, 0, 65536 * sizeof *m->held.delivered_at);
+    m->held.delivered = 0;
+    m->held.repeat = 0;
     for (size_t i = 0; i < m->held.n; i++) {
         live += m->held.v[i].kind == HELD_LIVE;
         m->held.v[i].kind = HELD_COPY;
