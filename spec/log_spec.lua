@@ -25,13 +25,13 @@ end
 
 -- Runs the chunk with env (a shell prefix) and stderr appended to a file made
 -- first; returns its stdout and what it wrote to stderr, and the file.
-local function run(env, journal_of)
+local function run(env, journal_of, chunk)
   local err = string.format("%s/stderr-%d", dir, math.random(1 << 30))
   test.write_file(err, "")
   local prefix = env or ""
   if journal_of then prefix = prefix .. " JOURNAL_STREAM=" .. device_inode(journal_of(err)) end
   local p = assert(io.popen(string.format("%s %s -e %s 2>>%s", prefix, test.quote(test.sts_lua()),
-    test.quote(CHUNK), test.quote(err))))
+    test.quote(chunk or CHUNK), test.quote(err))))
   local out = p:read("a")
   p:close()
   return out, test.read_file(err)
@@ -57,6 +57,19 @@ describe("log lines", function()
     assert.matches("Z warn  a warn line\n", err)
     assert.matches("Z error an error line\n", err)
     assert.not_matches("debug line", err)
+  end)
+
+  -- A KILL reason or a script's message may hold newlines: a line after one
+  -- would be a new journal entry, with a forged priority if it began <N>.
+  it("keep a message on its one line, its control characters escaped", function()
+    local chunk = [[require("sts").log.warn("one\n<3>forged\r\ttab \1\27[31m\127 ok \\ é")]]
+    local escaped = "one\\n<3>forged\\r\\ttab \\x01\\x1b[31m\\x7f ok \\ é"
+    local _, err = run(nil, function(stderr) return stderr end, chunk)
+    assert.equal("<4>" .. escaped .. "\n", err)
+    _, err = run(nil, nil, chunk)
+    assert.equal(1, select(2, err:gsub("\n", "")))
+    assert.equal(#err - #escaped, err:find(escaped .. "\n", 1, true))
+    assert.matches("Z warn  one", err)
   end)
 
   it("say so when STS_LOG is no level, naming the variable and the levels", function()

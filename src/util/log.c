@@ -59,16 +59,34 @@ int sts_log_to_journal(void)
     return journal;
 }
 
+/* Control characters written as \n, \r, \t or \xNN, so that text from a
+ * peer or a script (a KILL reason, an sts.log message) stays on its one line:
+ * journald would read a line after a newline as a new entry, with a priority
+ * of its own if it starts with <N>. out has room for 4 bytes per byte of in. */
+static void escape_controls(char *out, const char *in)
+{
+    for (; *in; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c >= 0x20 && c != 0x7f) *out++ = (char)c;
+        else if (c == '\n') out += sprintf(out, "\\n");
+        else if (c == '\r') out += sprintf(out, "\\r");
+        else if (c == '\t') out += sprintf(out, "\\t");
+        else out += sprintf(out, "\\x%02x", c);
+    }
+    *out = '\0';
+}
+
 void sts_log(enum sts_log_level l, const char *fmt, ...)
 {
     va_list ap;
 
     if ((int)l < (int)sts_log_get_level()) return;
     /* One fprintf per line keeps lines whole when several processes share stderr. */
-    char line[2048];
+    char text[2048], line[4 * sizeof text];
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    escape_controls(line, text);
     if (sts_log_to_journal()) {
         /* journald stamps each line itself and reads its priority from <N>. */
         fprintf(stderr, "<%d>%s\n", priorities[l], line);

@@ -3,7 +3,8 @@
  * use, where a value that is none of them is warned about, and can be changed
  * at run time. When stderr is the journal (JOURNAL_STREAM names it, as systemd
  * sets it for a service), a line is "<N>message": its syslog priority and no
- * timestamp, as journald adds its own. */
+ * timestamp, as journald adds its own. Either way a message is one line:
+ * its control characters are written as \n, \r, \t or \xNN. */
 #ifndef STS_UTIL_LOG_H
 #define STS_UTIL_LOG_H
 
