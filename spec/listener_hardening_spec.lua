@@ -205,7 +205,8 @@ describe("listener hardening", function()
 
   it("caps half-open state and expires it; garbage gets no RESYNC per frame; long topics are refused", function()
     local rec = recorder("cap/+/down")
-    local l = listen("cap", { max_half_open = 3, rate = { resyncs = 2 } })
+    -- Unbound: bound by name, these topics would be refused before DH (below).
+    local l = listen("cap", { max_half_open = 3, rate = { resyncs = 2 }, bind = false })
     local attacker = connect()
     -- XX INITREQs (an ephemeral key anyone can make) on ten topics.
     for n = 1, 10 do assert(attacker:publish("cap/t" .. n .. "/up", "\1\1\x21" .. sts.random(32), { qos = 1 })) end
@@ -242,6 +243,20 @@ describe("listener hardening", function()
     l:close()
   end)
 
+  it("bound by name, refuses before DH an INITREQ on a topic that names no trusted peer", function()
+    local l = listen("named", { max_half_open = 3 })
+    local attacker = connect()
+    for n = 1, 10 do assert(attacker:publish("named/t" .. n .. "/up", "\1\1\x21" .. sts.random(32), { qos = 1 })) end
+    assert.truthy(test.wait_until(function() return l:stats().rejected.name == 10 end))
+    local st = l:stats()
+    assert.equal(0, st.handshake_jobs)
+    assert.equal(0, st.half_open)
+    assert.is_nil(st.rejected.max_half_open)
+    assert(sensor("named", "sensor-7", s7))
+    assert.truthy(test.wait_until(function() return l:stats().established == 1 end))
+    l:close()
+  end)
+
   it("reloads its trust file: a revoked key's session closes, and it cannot handshake again", function()
     local path = trust_file(dir .. "/reload.trust", { { s7 }, { s99 } })
     local l = listen("reload", { trust = path })
@@ -256,7 +271,7 @@ describe("listener hardening", function()
     assert.equal("established", other:state())
     assert.equal(1, l:stats().established)
     assert.is_nil((sensor("reload", "sensor-7", s7)))
-    assert.is_true(l:stats().rejected.untrusted >= 1)
+    assert.is_true(l:stats().rejected.name >= 1) -- its topic now names no trusted peer: refused before DH
     -- A file that does not read leaves the list as it was.
     test.write_file(path, "not a key\n")
     local ok, err = l:reload_trust()
@@ -269,7 +284,8 @@ describe("listener hardening", function()
   it("asks for a cookie under load; a sensor that returns it gets through, a blind flood does not", function()
     local rec = recorder("load/+/down")
     local opened = {}
-    local l = listen("load", { rate = { handshakes = 2, burst = 4 } }, function(x) opened[#opened + 1] = x end)
+    local l = listen("load", { rate = { handshakes = 2, burst = 4 }, bind = false },
+      function(x) opened[#opened + 1] = x end)
     local attacker = connect()
     for n = 1, 50 do assert(attacker:publish("load/f" .. n .. "/up", "\1\1\x21" .. sts.random(32), { qos = 1 })) end
     assert.truthy(test.wait_until(function() return (l:stats().rejected.cookie or 0) >= 40 end))

@@ -89,6 +89,7 @@ struct llistener {
     struct stsl_anchor anchor;
     int closing;
     int bind_name;                /* the + level of a topic must be the peer's name */
+    const struct sts_trust *trust; /* the list in the uservalue's "trust"; NULL: none */
     size_t nsessions, max_sessions, nhalf_open, max_half_open, max_topic;
     double idle;                  /* > 0: established sessions silent this long are closed */
     struct bucket dh, cookies, resyncs, log;
@@ -197,17 +198,38 @@ void stsl_listener_rejected(struct lsession *ls, const char *reason)
     refuse(ls->listener, r, ls->topic_in, ls->has_seen_key ? ls->seen_key : NULL);
 }
 
-/* The level of topic that the filter's one + takes equals name. */
-static int level_is(const char *filter, const char *topic, const char *name)
+/* The level of topic that the filter's one + takes (its length in *len), or NULL. */
+static const char *plus_level(const char *filter, const char *topic, size_t *len)
 {
     for (;;) {
         const char *fe = strchr(filter, '/'), *te = strchr(topic, '/');
         size_t fl = fe ? (size_t)(fe - filter) : strlen(filter), tl = te ? (size_t)(te - topic) : strlen(topic);
-        if (fl == 1 && filter[0] == '+') return tl == strlen(name) && memcmp(topic, name, tl) == 0;
-        if (!fe || !te) return 0;
+        if (fl == 1 && filter[0] == '+') return *len = tl, topic;
+        if (!fe || !te) return NULL;
         filter = fe + 1;
         topic = te + 1;
     }
+}
+
+static int level_is(const char *filter, const char *topic, const char *name)
+{
+    size_t len;
+    const char *level = plus_level(filter, topic, &len);
+    return level && len == strlen(name) && memcmp(level, name, len) == 0;
+}
+
+/* Bound by name, a topic whose + level names no trust entry can never get a
+ * session: its INITREQ (an XX one is only `e`) is refused before DH. */
+static int names_a_peer(const struct llistener *li, const char *topic)
+{
+    size_t len = 0;
+    if (!li->bind_name || !li->trust) return 1;
+    const char *level = plus_level(li->filter, topic, &len);
+    for (size_t i = 0; level && i < li->trust->n; i++) {
+        const char *name = li->trust->entries[i].name;
+        if (name[0] && strlen(name) == len && memcmp(level, name, len) == 0) return 1;
+    }
+    return 0;
 }
 
 enum stsl_refusal stsl_listener_refusal(const struct llistener *li, const char *topic,
@@ -402,6 +424,7 @@ static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *m
         refuse(li, why, msg->topic, NULL);
         return;
     }
+    if (!names_a_peer(li, msg->topic)) { refuse(li, R_NAME, msg->topic, NULL); return; }
     size_t len = sts_initreq_cookie(frame, (size_t)msg->len, &cookie);
     uint8_t *slot = seen_slot(li, msg->topic, frame, len, digest);
     if (!slot) { refuse(li, STS_REASON_INTERNAL, msg->topic, NULL); return; }
@@ -647,6 +670,7 @@ static int l_listen(lua_State *L)
     li->max_topic = (size_t)max_topic;
     li->idle = idle;
     li->bind_name = bind;
+    li->trust = lua_touserdata(L, 4);
     li->policy = p;
     mbedtls_platform_zeroize(&p, sizeof p);
     luaL_setmetatable(L, LISTENER_MT);
@@ -797,6 +821,7 @@ static int listener_reload_trust(lua_State *L)
     if (!li->trust_path) return stsl_fail(L, "the listener has no trust file");
     if (li->closing || li->anchor.ref == LUA_NOREF) return stsl_fail(L, "the listener is closed");
     if (!stsl_push_trust_file(L, li->trust_path)) return stsl_fail(L, "%s", lua_tostring(L, -1));
+    li->trust = lua_touserdata(L, -1);
     lua_getiuservalue(L, 1, 1);
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "trust");
