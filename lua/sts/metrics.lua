@@ -224,24 +224,11 @@ function Registry:render()
   return render_families(families)
 end
 
---- Writes render() to path atomically (a temporary file beside it, renamed
--- over it), so the collector never reads half a file. true | nil, message.
+--- Writes render() to path atomically (sts.write_file_atomic: a temporary
+-- file beside it, synced and renamed over it), so the collector never reads
+-- half a file. true | nil, message.
 function Registry:write(path)
-  local tmp = string.format("%s.%d.tmp", path, math.random(1 << 30))
-  local f, err = io.open(tmp, "w")
-  if not f then return nil, err end
-  local ok, werr = f:write(self:render())
-  local closed, cerr = f:close()
-  if not (ok and closed) then
-    os.remove(tmp)
-    return nil, tmp .. ": " .. tostring(werr or cerr)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return nil, rerr
-  end
-  return true
+  return sts.write_file_atomic(path, self:render())
 end
 
 --- Writes the file now and then every opts.interval seconds (default 15);

@@ -29,6 +29,7 @@ void stsl_open_group(lua_State *L);
 void stsl_open_signal(lua_State *L);
 void stsl_open_smqtt(lua_State *L);
 void stsl_open_sealed(lua_State *L);
+void stsl_open_file(lua_State *L);
 
 /* The main Lua thread, where every callback from the loop runs. */
 lua_State *stsl_main(void);

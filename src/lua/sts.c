@@ -25,5 +25,6 @@ int luaopen_sts(lua_State *L)
     stsl_open_signal(L);
     stsl_open_smqtt(L);
     stsl_open_sealed(L);
+    stsl_open_file(L);
     return 1;
 }
