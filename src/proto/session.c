@@ -58,6 +58,7 @@ struct attempt {
     uint8_t has_cookie;
     double expires, resend_at, interval;
     double answered_at;    /* a duplicate was last answered from the cache */
+    double cookie_at;      /* initiator: a COOKIE last made us resend at once */
     enum sts_reason last_reject;
     uint8_t in[STS_FRAME_HANDSHAKE_MAX];  /* the last handshake frame taken in */
     size_t in_len;
@@ -916,8 +917,11 @@ static enum sts_reason on_resync(struct sts_session *s, double now)
 
 /* Initiator: a loaded responder asks that the INITREQ come back with a
  * cookie (§ Cookies). Unauthenticated: it changes only what the next INITREQ
- * carries, and a cookie already held is not answered again. */
-static enum sts_reason on_cookie(struct sts_session *s, const struct sts_frame *f)
+ * carries, a cookie already held is not answered again, and a new one is
+ * answered at once at most once per half retransmission interval (else it
+ * rides on the next retransmission), so a flood of forged COOKIEs gets no
+ * flood of INITREQs. */
+static enum sts_reason on_cookie(struct sts_session *s, double now, const struct sts_frame *f)
 {
     struct attempt *a = s->hs;
     if (!is_initiator(s) || !a || a->phase != AWAIT_INITACK)
@@ -929,6 +933,9 @@ static enum sts_reason on_cookie(struct sts_session *s, const struct sts_frame *
     memcpy(a->cookie, f->body, STS_FRAME_COOKIE_LEN);
     a->has_cookie = 1;
     attach_cookie(a);
+    if (a->cookie_at > 0 && now - a->cookie_at < s->cfg.retransmit / 2)
+        return STS_REASON_NONE;
+    a->cookie_at = now;
     attempt_resend(s, a);
     return STS_REASON_NONE;
 }
@@ -946,7 +953,7 @@ static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t
     case STS_FRAME_ENC:
     case STS_FRAME_KILL: return on_sealed(s, now, &f, frame);
     case STS_FRAME_RESYNC: return on_resync(s, now);
-    case STS_FRAME_COOKIE: return on_cookie(s, &f);
+    case STS_FRAME_COOKIE: return on_cookie(s, now, &f);
     case STS_FRAME_AUTHACK: break;
     }
     return STS_REASON_UNKNOWN_TYPE;

@@ -1265,6 +1265,15 @@ static void test_cookie(enum sts_pattern pattern)
     CHECK(sts_initreq_cookie(i.q[0].p, i.q[0].len, &in) == first.len && in &&
           memcmp(in, cookie + 2, STS_FRAME_COOKIE_LEN) == 0);
     CHECK(sts_session_receive(i.s, now, cookie, sizeof cookie) == STS_ERR_STATE && i.nq == 1);
+    /* Other cookies: taken, but resent at once only after half a retransmit. */
+    cookie[2] ^= 1;
+    CHECK(sts_session_receive(i.s, now, cookie, sizeof cookie) == 0 && i.nq == 1);
+    now += STS_SESSION_RETRANSMIT / 2;
+    cookie[2] ^= 2;
+    CHECK(sts_session_receive(i.s, now, cookie, sizeof cookie) == 0 && i.nq == 2);
+    CHECK(sts_initreq_cookie(i.q[1].p, i.q[1].len, &in) == first.len && in &&
+          memcmp(in, cookie + 2, STS_FRAME_COOKIE_LEN) == 0);
+    free(take(&i, 1).p);
     free(first.p);
     pump(&i, &r);
     CHECK(i.established == 1 && r.established == 1 && still_works(&i, &r));
