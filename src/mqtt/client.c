@@ -1,6 +1,7 @@
 #include "mqtt/client.h"
 #include "mqtt/registry.h"
 #include "mqtt/resolve.h"
+#include "crypto/hash.h"
 #include "crypto/random.h"
 #include "util/backlog.h"
 #include "util/error.h"
@@ -58,12 +59,13 @@ enum held_kind { HELD_LIVE, HELD_COPY, HELD_REPEAT };
 
 /* mosquitto 2.0.11 itself, restarted, may send again with DUP a QoS 2
  * PUBLISH whose PUBREL it had sent and we had answered, or a QoS 1 one we had
- * acknowledged (it restores the state it saved before). An id is not reused
- * before 65,535 others (mosquitto numbers in turn): a DUP PUBLISH of an id
- * delivered fewer than RECENT deliveries ago, not held since, is such a
- * repeat, answered as libmosquitto does, not delivered. (A broker that reuses
- * an id sooner would lose a message here, if its first sending was lost in
- * a disconnect.) */
+ * acknowledged (it restores the state it saved before). A DUP PUBLISH of an
+ * id delivered fewer than RECENT deliveries ago, not held since, with the
+ * same topic and payload as that delivery (a SHA-256 digest of them is kept
+ * per id), is such a repeat, answered as libmosquitto does, not delivered. A
+ * broker may reuse an id sooner (mosquitto restoring a stale last id, brokers
+ * handing out the lowest free one): a new message under it differs, and is
+ * delivered. */
 #define RECENT 32768u
 
 struct held {
@@ -72,8 +74,10 @@ struct held {
     int on;                       /* the log is parsed: deliveries are checked */
     int releasing;                /* the id whose PUBREL libmosquitto is handling, 0: none to deliver */
     uint32_t *delivered_at;       /* per id: the value of `delivered` when it was last delivered */
+    uint32_t *digest_at;          /* per id: the digest of what was last delivered with it */
     uint32_t delivered;           /* deliveries so far (wraps) */
-    int repeat;                   /* the QoS 1 PUBLISH being read is a repeat of this id */
+    int repeat;                   /* the QoS 1 PUBLISH being read may repeat this id */
+    int releasing_repeat;         /* the release being handled may repeat a delivery */
     int pubrel_seen;              /* a PUBREL line was read: the log is worded as expected */
     char *prefix;                 /* "Client <id> received " */
 };
@@ -289,10 +293,35 @@ static int held_find(const struct held *h, int mid, int live_only)
     return -1;
 }
 
-static void remember(struct held *h, int mid)
+/* The first 32 bits of SHA-256(topic, NUL, payload): tells a repeat from a
+ * new message under the same id. Returns 0 or a negative sts_error. */
+static int message_digest(const struct mosquitto_message *msg, uint32_t *out)
 {
+    uint8_t d[32] = { 0 };
+    int rc = sts_hash2(STS_SHA256, (const uint8_t *)msg->topic, strlen(msg->topic) + 1,
+                       msg->payload, (size_t)msg->payloadlen, d);
+    *out = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+    return rc;
+}
+
+/* A delivery of msg; one whose digest failed is forgotten, never taken for a repeat. */
+static void remember(struct held *h, const struct mosquitto_message *msg)
+{
+    uint32_t digest;
+    if (message_digest(msg, &digest) != 0) {
+        h->delivered_at[msg->mid] = 0;
+        return;
+    }
     if (++h->delivered == 0) h->delivered = 1; /* 0 stands for never */
-    h->delivered_at[mid] = h->delivered;
+    h->delivered_at[msg->mid] = h->delivered;
+    h->digest_at[msg->mid] = digest;
+}
+
+/* msg is what was last delivered with its id. */
+static int same_as_delivered(const struct held *h, const struct mosquitto_message *msg)
+{
+    uint32_t digest;
+    return h->delivered_at[msg->mid] && message_digest(msg, &digest) == 0 && digest == h->digest_at[msg->mid];
 }
 
 static int recently_delivered(const struct held *h, int mid)
@@ -337,8 +366,8 @@ static void held_release(struct sts_mqtt *m, int mid)
     enum held_kind kind = h->v[i].kind;
     memmove(&h->v[i], &h->v[i + 1], (h->n - (size_t)i - 1) * sizeof *h->v);
     h->n--;
-    if (kind == HELD_LIVE || kind == HELD_REPEAT) remember(h, mid);
-    h->releasing = kind == HELD_LIVE ? mid : 0; /* the others are dropped when delivered */
+    h->releasing = kind == HELD_COPY ? 0 : mid; /* copies are dropped when delivered */
+    h->releasing_repeat = kind == HELD_REPEAT;
     if (kind != HELD_COPY || held_find(h, mid, 1) < 0) return;
     m->stats.redeliveries_dropped++;
     sts_info("mqtt %s: reconnecting to drop a stale copy of QoS 2 message %d", m->client_id, mid);
@@ -365,24 +394,22 @@ static void held_orphan(struct sts_mqtt *m)
 
 /* Is this delivery a message not delivered before: at QoS 2 the release of
  * a message not released before, at QoS 1 not a repeat? */
-static int held_deliverable(struct sts_mqtt *m, int qos, int mid)
+static int held_deliverable(struct sts_mqtt *m, const struct mosquitto_message *msg)
 {
     struct held *h = &m->held;
     int ok = 1;
-    if (!h->on || qos == 0) return 1;
-    if (qos == 2 && !h->pubrel_seen) {
+    if (!h->on || msg->qos == 0) return 1;
+    if (msg->qos == 2 && !h->pubrel_seen) {
         h->on = 0; /* a release we did not see coming: this libmosquitto logs otherwise */
         sts_warn("mqtt %s: libmosquitto's log is not as expected: QoS 2 redeliveries are not checked", m->client_id);
-    } else if (qos == 2) {
-        ok = h->releasing == mid;
-        h->releasing = 0;
-    } else if (h->repeat == mid) {
-        ok = 0;
-        h->repeat = 0;
-    } else {
-        remember(h, mid);
+        return 1;
     }
-    if (!ok) m->stats.redeliveries_dropped++;
+    int maybe_repeat = msg->qos == 2 ? h->releasing_repeat : h->repeat == msg->mid;
+    if (msg->qos == 2) ok = h->releasing == msg->mid;
+    if (ok && maybe_repeat) ok = !same_as_delivered(h, msg);
+    h->releasing = h->releasing_repeat = h->repeat = 0;
+    if (ok) remember(h, msg);
+    else m->stats.redeliveries_dropped++;
     return ok;
 }
 
@@ -413,7 +440,8 @@ static int held_start(struct sts_mqtt *m)
     if (major != 2) return MOSQ_ERR_SUCCESS;
     m->held.prefix = malloc(len);
     m->held.delivered_at = calloc(65536, sizeof *m->held.delivered_at);
-    if (!m->held.prefix || !m->held.delivered_at) return MOSQ_ERR_NOMEM;
+    m->held.digest_at = calloc(65536, sizeof *m->held.digest_at);
+    if (!m->held.prefix || !m->held.delivered_at || !m->held.digest_at) return MOSQ_ERR_NOMEM;
     snprintf(m->held.prefix, len, "Client %s received ", m->client_id);
     m->held.on = 1;
     mosquitto_log_callback_set(m->mosq, cb_log);
@@ -566,7 +594,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 {
     struct sts_mqtt *m = ud;
     (void)mosq;
-    if (m->closing || !held_deliverable(m, msg->qos, msg->mid)) return;
+    if (m->closing || !held_deliverable(m, msg)) return;
     if ((size_t)msg->payloadlen > m->max_payload) {
         m->stats.oversize_in++;
         sts_warn("mqtt %s: dropped a %d-byte message on '%s': over max_payload (%zu)",
@@ -768,6 +796,7 @@ fail:
     if (m->mosq) mosquitto_destroy(m->mosq);
     free(m->held.prefix);
     free(m->held.delivered_at);
+    free(m->held.digest_at);
     free(m->host);
     free(m->client_id);
     free(m);
@@ -887,6 +916,7 @@ static void finalize(struct sts_closing *c)
     free(m->held.v);
     free(m->held.prefix);
     free(m->held.delivered_at);
+    free(m->held.digest_at);
     free(m->host);
     free(m->client_id);
     free(m);
