@@ -16,6 +16,10 @@
  *                       (the counts are per connection pair)
  *   --cut-connections K the cut and the truncation only on the first K
  *                       connection pairs (default: all)
+ *   --reuse-mid 1       every QoS 1 PUBLISH to the client carries packet id 1,
+ *                       with DUP set after the first, as from a broker that
+ *                       reuses ids at once; the client's PUBACKs get the
+ *                       broker's ids back, in order
  *
  * It prints "listening PORT" on stdout once it accepts, and on SIGTERM (or
  * when stdin closes, with --stdin) a line of what it did on stderr. Loopback
@@ -43,6 +47,7 @@ struct opts {
     int broker_port;
     double delay, dup, reorder, drop, flip;
     long truncate_after, cut_after, cut_connections;
+    int reuse_mid;
 };
 
 /* A packet waiting to go out at `at`. */
@@ -67,6 +72,9 @@ struct pair {
     long publishes;             /* both ways */
     int spared;                 /* past --cut-connections: never cut */
     int closing;                /* write what is queued, then close */
+    uint16_t mids[65536];       /* --reuse-mid: the broker's ids the client has yet to acknowledge */
+    uint16_t mid_head, mid_tail;
+    long renumbered;
 };
 
 static struct opts o = { .truncate_after = -1, .cut_after = -1, .cut_connections = -1 };
@@ -154,6 +162,28 @@ static void release_held(struct dir *d, double at)
     d->held = NULL;
 }
 
+/* --reuse-mid (see the top): renumbers a QoS 1 PUBLISH to the client, or
+ * gives a PUBACK from it the broker's id back. */
+static void reuse_mid(struct pair *p, struct dir *d, uint8_t *pkt, size_t len)
+{
+    size_t at = 1;
+    while (at < len && (pkt[at] & 0x80)) at++;
+    at++; /* past the remaining length */
+    if (!o.reuse_mid || at + 2 > len) return;
+    if (d == &p->down && (pkt[0] & 0xf6) == 0x32) {
+        size_t id = at + 2 + ((size_t)pkt[at] << 8 | pkt[at + 1]);
+        if (id + 2 > len) return;
+        p->mids[p->mid_tail++] = (uint16_t)(pkt[id] << 8 | pkt[id + 1]);
+        pkt[id] = 0;
+        pkt[id + 1] = 1;
+        if (p->renumbered++ > 0) pkt[0] |= 0x08;
+    } else if (d == &p->up && pkt[0] == 0x40 && p->mid_head != p->mid_tail) {
+        uint16_t mid = p->mids[p->mid_head++];
+        pkt[at] = (uint8_t)(mid >> 8);
+        pkt[at + 1] = (uint8_t)mid;
+    }
+}
+
 /* One whole packet read in direction d: mistreat it as told, queue it. */
 static void relay_packet(struct pair *p, struct dir *d, const uint8_t *pkt, size_t len)
 {
@@ -161,7 +191,11 @@ static void relay_packet(struct pair *p, struct dir *d, const uint8_t *pkt, size
     int publish = (pkt[0] >> 4) == 3;
     n_packets++;
     if (!publish || p->closing) {
-        if (!p->closing) enqueue(d, out_new(pkt, len, at));
+        if (!p->closing) {
+            struct out *x = out_new(pkt, len, at);
+            reuse_mid(p, d, x->data, len);
+            enqueue(d, x);
+        }
         release_held(d, at);
         return;
     }
@@ -182,6 +216,7 @@ static void relay_packet(struct pair *p, struct dir *d, const uint8_t *pkt, size
         return;
     }
     struct out *x = out_new(pkt, len, at);
+    reuse_mid(p, d, x->data, len);
     if (chance(o.flip)) {
         n_flip++;
         x->data[len - 1] ^= 0x01;
@@ -301,6 +336,7 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(k, "--truncate-after")) o.truncate_after = atol(v);
         else if (!strcmp(k, "--cut-after")) o.cut_after = atol(v);
         else if (!strcmp(k, "--cut-connections")) o.cut_connections = atol(v);
+        else if (!strcmp(k, "--reuse-mid")) o.reuse_mid = atoi(v) != 0;
         else {
             fprintf(stderr, "evil_relay: unknown option %s\n", k);
             exit(2);
