@@ -189,4 +189,25 @@ describe("an evil broker", function()
     tx:disconnect()
     relay:stop()
   end)
+
+  it("that reuses a QoS 1 id at once, with DUP set: each new message under it is delivered", function()
+    -- Every message comes as id 1, DUP after the first, as from a broker that
+    -- restored a stale last id: a DUP of an id just delivered is a repeat only
+    -- when it carries what was delivered under the id.
+    local relay = test.relay(broker, { reuse_mid = 1 })
+    local rx = assert(sts.connect(relay:options{ client_id = "ev8-rx", clean_session = false, reconnect = RECONNECT }))
+    local got = tally()
+    assert(rx:subscribe("ev8/seq", got.handler, { qos = 1 }))
+    local tx = assert(sts.connect(broker:options{ client_id = "ev8-tx" }))
+    test.until_subscribed(tx, "ev8/seq", message(0), function() return got.probed end)
+    local total = 300
+    for n = 1, total do assert(tx:publish("ev8/seq", message(n), { qos = 1 })) end
+    assert.is_true(tx:flush(30))
+    assert(got:all_once(total, 30))
+    assert.equal(0, rx:stats().redeliveries_dropped)
+    assert.equal(1, rx:stats().connects) -- the broker took the renumbered PUBACKs as its own
+    rx:disconnect()
+    tx:disconnect()
+    relay:stop()
+  end)
 end)
