@@ -281,6 +281,28 @@ describe("listener hardening", function()
     l:close()
   end)
 
+  it("binds a cookie to its INITREQ: it admits no other INITREQ on the topic", function()
+    local rec = recorder("ck/+/down")
+    local l = listen("ck", { rate = { handshakes = 0.2, burst = 2 } })
+    local attacker = connect()
+    local reqs = {}
+    for n = 1, 3 do
+      reqs[n] = "\1\1\x21" .. sts.random(32)
+      assert(attacker:publish("ck/sensor-7/up", reqs[n], { qos = 1 }))
+    end
+    assert.truthy(test.wait_until(function() return #rec:of_type(9) == 1 end))
+    local cookie = rec:of_type(9)[1].payload:sub(3)
+    local st = l:stats()
+    local cookies, rate = st.rejected.cookie, st.rejected.rate or 0
+    assert(attacker:publish("ck/sensor-7/up", "\1\1\x21" .. sts.random(32) .. cookie, { qos = 1 }))
+    assert.truthy(test.wait_until(function() return l:stats().rejected.cookie == cookies + 1 end))
+    -- The INITREQ it was made for passes the check (and waits for a DH token).
+    assert(attacker:publish("ck/sensor-7/up", reqs[3] .. cookie, { qos = 1 }))
+    assert.truthy(test.wait_until(function() return (l:stats().rejected.rate or 0) == rate + 1 end))
+    assert.equal(cookies + 1, l:stats().rejected.cookie)
+    l:close()
+  end)
+
   it("asks for a cookie under load; a sensor that returns it gets through, a blind flood does not", function()
     local rec = recorder("load/+/down")
     local opened = {}

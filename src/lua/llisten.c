@@ -321,11 +321,11 @@ void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
 
 /* --- INITREQs: replay cache, cookies, the work queue ------------------------------------ */
 
-/* Where the digest of an INITREQ (without its cookie) on topic goes. */
+/* Where the digest of an INITREQ (without its cookie) on topic goes; h is
+ * its full SHA-256, which its cookie is made of. */
 static uint8_t *seen_slot(struct llistener *li, const char *topic, const uint8_t *frame, size_t len,
-                          uint8_t digest[SEEN_LEN])
+                          uint8_t digest[SEEN_LEN], uint8_t h[STS_SHA256_LEN])
 {
-    uint8_t h[STS_SHA256_LEN];
     if (sts_hash2(STS_SHA256, (const uint8_t *)topic, strlen(topic) + 1, frame, len, h) != 0) return NULL;
     memcpy(digest, h, SEEN_LEN);
     return li->seen[((size_t)h[0] << 8 | h[1]) % SEEN_SLOTS];
@@ -344,27 +344,31 @@ static void rotate_secret(struct llistener *li, double now)
     mbedtls_platform_zeroize(fresh, sizeof fresh);
 }
 
-/* The cookie of a topic under secret k: HMAC-SHA256(secret, topic), cut. */
-static int make_cookie(const struct llistener *li, int k, const char *topic, uint8_t out[STS_FRAME_COOKIE_LEN])
+/* The cookie of an INITREQ under secret k: HMAC-SHA256(secret, h), cut, h
+ * the digest of its topic and its frame (less the cookie, so its `e`): a
+ * cookie read off one reply topic admits that INITREQ only, not a flood of
+ * fresh ones on the topic. */
+static int make_cookie(const struct llistener *li, int k, const uint8_t h[STS_SHA256_LEN],
+                       uint8_t out[STS_FRAME_COOKIE_LEN])
 {
     uint8_t mac[STS_SHA256_LEN];
-    int rc = sts_hmac(STS_SHA256, li->secret[k], sizeof li->secret[k], (const uint8_t *)topic, strlen(topic), mac);
+    int rc = sts_hmac(STS_SHA256, li->secret[k], sizeof li->secret[k], h, STS_SHA256_LEN, mac);
     memcpy(out, mac, STS_FRAME_COOKIE_LEN);
     mbedtls_platform_zeroize(mac, sizeof mac);
     return rc;
 }
 
-static int cookie_valid(const struct llistener *li, const char *topic, const uint8_t *cookie)
+static int cookie_valid(const struct llistener *li, const uint8_t h[STS_SHA256_LEN], const uint8_t *cookie)
 {
     uint8_t want[STS_FRAME_COOKIE_LEN];
     int ok = 0;
     for (int k = 0; k < 2 && !ok; k++)
-        ok = make_cookie(li, k, topic, want) == 0 && mbedtls_ct_memcmp(want, cookie, sizeof want) == 0;
+        ok = make_cookie(li, k, h, want) == 0 && mbedtls_ct_memcmp(want, cookie, sizeof want) == 0;
     return ok;
 }
 
 /* Publishes a COOKIE on the reply topic: stateless, nothing is kept. */
-static void send_cookie(struct llistener *li, const char *topic, double now)
+static void send_cookie(struct llistener *li, const char *topic, const uint8_t h[STS_SHA256_LEN], double now)
 {
     char out[1024];
     uint8_t frame[STS_FRAME_HEADER_LEN + STS_FRAME_COOKIE_LEN];
@@ -372,7 +376,7 @@ static void send_cookie(struct llistener *li, const char *topic, double now)
     if (!m || !bucket_take(&li->cookies, now) || sts_topic_reply(out, sizeof out, li->filter, li->pub, topic) < 0)
         return;
     size_t head = sts_frame_put_header(frame, STS_FRAME_COOKIE);
-    if (make_cookie(li, 0, topic, frame + head) != 0) return;
+    if (make_cookie(li, 0, h, frame + head) != 0) return;
     if (sts_mqtt_publish(m, out, frame, sizeof frame, 0, 0, NULL) == MOSQ_ERR_SUCCESS) li->cookies_sent++;
 }
 
@@ -414,7 +418,7 @@ static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *m
 {
     const uint8_t *frame = msg->payload, *cookie;
     double now = sts_now();
-    uint8_t digest[SEEN_LEN];
+    uint8_t digest[SEEN_LEN], h[STS_SHA256_LEN];
     struct sts_frame f;
     enum sts_reason why;
     /* Before hashing, queueing or a DH token: a frame that cannot decode as
@@ -426,12 +430,12 @@ static void admit_initreq(struct llistener *li, const struct sts_mqtt_message *m
     }
     if (!names_a_peer(li, msg->topic)) { refuse(li, R_NAME, msg->topic, NULL); return; }
     size_t len = sts_initreq_cookie(frame, (size_t)msg->len, &cookie);
-    uint8_t *slot = seen_slot(li, msg->topic, frame, len, digest);
+    uint8_t *slot = seen_slot(li, msg->topic, frame, len, digest, h);
     if (!slot) { refuse(li, STS_REASON_INTERNAL, msg->topic, NULL); return; }
     if (memcmp(slot, digest, SEEN_LEN) == 0) { refuse(li, R_SEEN, msg->topic, NULL); return; }
     rotate_secret(li, now);
-    if (under_load(li, now) && !(cookie && cookie_valid(li, msg->topic, cookie))) {
-        send_cookie(li, msg->topic, now);
+    if (under_load(li, now) && !(cookie && cookie_valid(li, h, cookie))) {
+        send_cookie(li, msg->topic, h, now);
         refuse(li, R_COOKIE, msg->topic, NULL);
         return;
     }
