@@ -834,6 +834,17 @@ void sts_mqtt_unsubscribe(struct sts_mqtt *m, struct sts_mqtt_sub *sub)
     sts_registry_collect(&m->registry, f);
 }
 
+/* libmosquitto 2.0.11 numbers a QoS > 0 publish once it has checked it, and
+ * past allocating it queues it in its session store before writing: an error
+ * then (not connected, the write failed, the connection reset) is the
+ * write's, and the message goes out again after the reconnect, as it does
+ * when written. An allocation failure or an oversize packet may come before
+ * or after queueing: a failure, as the caller must assume either way. */
+static int queued_anyway(int mid, int rc)
+{
+    return mid != 0 && rc != MOSQ_ERR_NOMEM && rc != MOSQ_ERR_OVERSIZE_PACKET;
+}
+
 int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload, size_t len,
                      int qos, int retain, const mosquitto_property *props)
 {
@@ -846,9 +857,7 @@ int sts_mqtt_publish(struct sts_mqtt *m, const char *topic, const void *payload,
     m->outstanding.written_now = 0;
     int rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, payload, qos, retain != 0, props);
     m->outstanding.publishing = 0;
-    /* QoS > 0 messages are already in libmosquitto's session store, which
-     * resends them after the reconnect: not connected is not a failure. */
-    if (rc == MOSQ_ERR_NO_CONN && qos > 0) rc = MOSQ_ERR_SUCCESS;
+    if (qos > 0 && queued_anyway(mid, rc)) rc = MOSQ_ERR_SUCCESS;
     if (rc == MOSQ_ERR_SUCCESS) {
         m->stats.messages_out++;
         outstanding_add(m, mid, qos);
