@@ -26,6 +26,11 @@
 #define CLAIM_WINDOW 10.0
 #define MAX_UNCLAIMED 10000
 
+/* Keepalive periods without an acknowledgement before reconnecting, at
+ * first and at most (see check_acks). */
+#define ACK_PATIENCE 2
+#define MAX_ACK_PATIENCE 16
+
 /* libmosquitto numbers every publish with the next of 65,535 message ids,
  * whether or not the last one with that id is still unacknowledged: past
  * 65,535 outstanding publishes ids repeat. And its one publish callback
@@ -109,6 +114,7 @@ struct sts_mqtt {
 
     struct outstanding outstanding; /* what each message id still owes an on_publish call for */
     double acked_at;              /* the last acknowledgement, or when the wait for one began */
+    int ack_patience;             /* keepalive periods without one before reconnecting */
     struct held held;             /* libmosquitto's incoming QoS 2 messages, mirrored */
 
     int watching_drain;           /* on_drained is owed once drained */
@@ -274,6 +280,7 @@ static int outstanding_settle(struct sts_mqtt *m, int mid)
     o->acks[mid]--;
     m->stats.unacked--;
     m->acked_at = sts_now();
+    m->ack_patience = ACK_PATIENCE;
     return 1;
 }
 
@@ -530,16 +537,20 @@ static void on_retry(struct sts_timer *t, void *ud)
     begin_attempt(m, !m->attempted++);
 }
 
-/* A broker that answers PINGREQ but acknowledges nothing for a keepalive
- * period has lost what we sent (MQTT over TCP resends only on a new
- * connection): reconnect, and libmosquitto sends it all again. */
+/* A broker that answers PINGREQ (libmosquitto drops the connection when it
+ * does not) but acknowledges nothing for ACK_PATIENCE keepalive periods has
+ * lost what we sent (MQTT over TCP resends only on a new connection):
+ * reconnect, and libmosquitto sends it all again. A broker merely slow would
+ * be reconnected to again and again: each such reconnect without an
+ * acknowledgement since doubles the wait, up to MAX_ACK_PATIENCE periods. */
 static void check_acks(struct sts_mqtt *m)
 {
-    double now = sts_now();
-    if (m->stats.unacked == 0 || now - m->acked_at < m->keepalive) return;
-    sts_warn("mqtt %s: no acknowledgement in %d s with %lu messages waiting for one: reconnecting to send them again",
-             m->client_id, m->keepalive, m->stats.unacked);
+    double now = sts_now(), waited = now - m->acked_at;
+    if (m->stats.unacked == 0 || waited < (double)m->ack_patience * m->keepalive) return;
+    sts_warn("mqtt %s: no acknowledgement in %.0f s with %lu messages waiting for one: reconnecting to send them again",
+             m->client_id, waited, m->stats.unacked);
     m->acked_at = now;
+    if (m->ack_patience < MAX_ACK_PATIENCE) m->ack_patience *= 2;
     shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
 }
 
@@ -762,6 +773,7 @@ struct sts_mqtt *sts_mqtt_new(struct sts_loop *loop, const struct sts_mqtt_optio
     m->reconnect = o->reconnect;
     m->reconnect_min = m->backoff = o->reconnect_min;
     m->reconnect_max = o->reconnect_max;
+    m->ack_patience = ACK_PATIENCE;
     m->max_payload = o->max_payload;
     m->state = STS_MQTT_CLOSED;
     sts_timer_init(&m->tick, on_tick, m);
