@@ -59,18 +59,22 @@ int sts_log_to_journal(void)
     return journal;
 }
 
-/* Control characters written as \n, \r, \t or \xNN, so that text from a
- * peer or a script (a KILL reason, an sts.log message) stays on its one line:
- * journald would read a line after a newline as a new entry, with a priority
- * of its own if it starts with <N>. out has room for 4 bytes per byte of in. */
-static void escape_controls(char *out, const char *in)
+/* The longest continuation a line break becomes: "\n<N>" and an indent. */
+#define CONTINUATION_MAX 8
+
+/* Control characters written as \r or \xNN, and a line break as a break
+ * followed by cont, so that text from a peer or a script (a KILL reason, a
+ * traceback) can never start a line of its own: journald reads each line as
+ * an entry with the priority of its <N> (cont repeats the message's), and a
+ * reader of plain lines sees continuations indented. Tabs are kept (tracebacks
+ * indent with them). out has room for CONTINUATION_MAX + 1 bytes per byte of in. */
+static void escape_controls(char *out, const char *in, const char *cont)
 {
     for (; *in; in++) {
         unsigned char c = (unsigned char)*in;
-        if (c >= 0x20 && c != 0x7f) *out++ = (char)c;
-        else if (c == '\n') out += sprintf(out, "\\n");
+        if ((c >= 0x20 && c != 0x7f) || c == '\t') *out++ = (char)c;
+        else if (c == '\n') out += sprintf(out, "\n%s", cont);
         else if (c == '\r') out += sprintf(out, "\\r");
-        else if (c == '\t') out += sprintf(out, "\\t");
         else out += sprintf(out, "\\x%02x", c);
     }
     *out = '\0';
@@ -82,16 +86,18 @@ void sts_log(enum sts_log_level l, const char *fmt, ...)
 
     if ((int)l < (int)sts_log_get_level()) return;
     /* One fprintf per line keeps lines whole when several processes share stderr. */
-    char text[2048], line[4 * sizeof text];
+    char text[2048], line[(CONTINUATION_MAX + 1) * sizeof text], cont[CONTINUATION_MAX + 1];
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    escape_controls(line, text);
     if (sts_log_to_journal()) {
         /* journald stamps each line itself and reads its priority from <N>. */
+        snprintf(cont, sizeof cont, "<%d>  ", priorities[l]);
+        escape_controls(line, text, cont);
         fprintf(stderr, "<%d>%s\n", priorities[l], line);
         return;
     }
+    escape_controls(line, text, "    ");
     struct timespec ts;
     struct tm tm;
     char stamp[32];
