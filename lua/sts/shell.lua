@@ -48,9 +48,11 @@ end
 --- Text from the network, safe to show: control characters (an escape
 -- sequence would drive the terminal) appear as \xNN.
 local function printable(text)
-  return (text:gsub("[%c\127]", function(c)
+  text = text:gsub("[%c\127]", function(c)
     return c == "\t" and c or ("\\x%02x"):format(c:byte())
-  end))
+  end)
+  -- The C1 controls as UTF-8 (U+0080..U+009F: U+009B is a terminal's CSI).
+  return (text:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
 end
 
 local function ms(seconds)
