@@ -73,6 +73,11 @@ enum held_kind { HELD_LIVE, HELD_COPY, HELD_REPEAT };
  * delivered. */
 #define RECENT 32768u
 
+/* The broker may have at most 65,535 QoS 2 messages unreleased, and has far
+ * fewer (mosquitto: max_inflight_messages, 20). A mirror longer than this has
+ * lost track, and makes each PUBLISH and PUBREL read a long search. */
+#define MAX_HELD 4096
+
 struct held {
     struct { uint16_t mid; uint8_t kind; } *v; /* in libmosquitto's order */
     size_t n, cap;
@@ -339,15 +344,26 @@ static int recently_delivered(const struct held *h, int mid)
 
 /* A QoS 2 PUBLISH libmosquitto is about to queue: a copy when it holds the
  * id unreleased (the sender may not reuse an id before our PUBCOMP). */
+static void held_give_up(struct sts_mqtt *m, const char *why)
+{
+    m->held.on = 0; /* cannot follow its queue any more: deliver as it does */
+    sts_warn("mqtt %s: %s: QoS 2 redeliveries are no longer checked", m->client_id, why);
+}
+
 static void held_publish(struct sts_mqtt *m, int mid, int dup)
 {
     struct held *h = &m->held;
+    if (h->n == MAX_HELD) {
+        char why[64];
+        snprintf(why, sizeof why, "over %d QoS 2 messages held unreleased", MAX_HELD);
+        held_give_up(m, why);
+        return;
+    }
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 32;
         void *v = realloc(h->v, cap * sizeof *h->v);
         if (!v) {
-            h->on = 0; /* cannot follow its queue any more: deliver as it does */
-            sts_warn("mqtt %s: out of memory: QoS 2 redeliveries are no longer checked", m->client_id);
+            held_give_up(m, "out of memory");
             return;
         }
         h->v = v;
