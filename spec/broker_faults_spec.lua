@@ -168,46 +168,42 @@ describe("an evil broker", function()
     relay:stop()
   end)
 
-  it("that duplicates QoS 2 packets to a persistent session: plain QoS 2 still arrives exactly once", function()
-    -- libmosquitto holds two copies of a duplicated QoS 2 message; the client
-    -- drops the stale one, so nothing is lost or repeated.
-    local relay = test.relay(broker, { dup = 0.02, seed = 15 })
-    local rx = assert(sts.connect(relay:options{ client_id = "ev7-rx", clean_session = false, reconnect = RECONNECT }))
+  -- A plain subscriber with a persistent session through a relay with
+  -- `faults`, taking `total` numbered messages that a publisher on the broker
+  -- sends on `topic` at `qos`, each once. Returns the subscriber's stats.
+  local function plain_through(faults, topic, qos, total)
+    local relay = test.relay(broker, faults)
+    local rx = assert(sts.connect(relay:options{ client_id = topic .. "-rx", clean_session = false, reconnect = RECONNECT }))
     local got = tally()
-    assert(rx:subscribe("ev7/seq", got.handler, { qos = 2 }))
-    local tx = assert(sts.connect(broker:options{ client_id = "ev7-tx" }))
-    test.until_subscribed(tx, "ev7/seq", message(0), function() return got.probed end)
-    local total = 3000
+    assert(rx:subscribe(topic .. "/seq", got.handler, { qos = qos }))
+    local tx = assert(sts.connect(broker:options{ client_id = topic .. "-tx" }))
+    test.until_subscribed(tx, topic .. "/seq", message(0), function() return got.probed end)
     for n = 1, total do
-      assert(tx:publish("ev7/seq", message(n), { qos = 2 }))
+      assert(tx:publish(topic .. "/seq", message(n), { qos = qos }))
       if n % 200 == 0 then sts.sleep(0.005) end
     end
     assert.is_true(tx:flush(30))
     assert(got:all_once(total, 30))
-    assert.is_true(rx:stats().redeliveries_dropped > 0) -- the copies came, and were not delivered
+    local stats = rx:stats()
     rx:disconnect()
     tx:disconnect()
     relay:stop()
+    return stats
+  end
+
+  it("that duplicates QoS 2 packets to a persistent session: plain QoS 2 still arrives exactly once", function()
+    -- libmosquitto holds two copies of a duplicated QoS 2 message; the client
+    -- drops the stale one, so nothing is lost or repeated.
+    local stats = plain_through({ dup = 0.02, seed = 15 }, "ev7", 2, 3000)
+    assert.is_true(stats.redeliveries_dropped > 0) -- the copies came, and were not delivered
   end)
 
   it("that reuses a QoS 1 id at once, with DUP set: each new message under it is delivered", function()
     -- Every message comes as id 1, DUP after the first, as from a broker that
     -- restored a stale last id: a DUP of an id just delivered is a repeat only
     -- when it carries what was delivered under the id.
-    local relay = test.relay(broker, { reuse_mid = 1 })
-    local rx = assert(sts.connect(relay:options{ client_id = "ev8-rx", clean_session = false, reconnect = RECONNECT }))
-    local got = tally()
-    assert(rx:subscribe("ev8/seq", got.handler, { qos = 1 }))
-    local tx = assert(sts.connect(broker:options{ client_id = "ev8-tx" }))
-    test.until_subscribed(tx, "ev8/seq", message(0), function() return got.probed end)
-    local total = 300
-    for n = 1, total do assert(tx:publish("ev8/seq", message(n), { qos = 1 })) end
-    assert.is_true(tx:flush(30))
-    assert(got:all_once(total, 30))
-    assert.equal(0, rx:stats().redeliveries_dropped)
-    assert.equal(1, rx:stats().connects) -- the broker took the renumbered PUBACKs as its own
-    rx:disconnect()
-    tx:disconnect()
-    relay:stop()
+    local stats = plain_through({ reuse_mid = 1 }, "ev8", 1, 300)
+    assert.equal(0, stats.redeliveries_dropped)
+    assert.equal(1, stats.connects) -- the broker took the renumbered PUBACKs as its own
   end)
 end)
