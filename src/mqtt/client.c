@@ -342,14 +342,14 @@ static int recently_delivered(const struct held *h, int mid)
     return at && h->delivered - at < RECENT;
 }
 
-/* A QoS 2 PUBLISH libmosquitto is about to queue: a copy when it holds the
- * id unreleased (the sender may not reuse an id before our PUBCOMP). */
 static void held_give_up(struct sts_mqtt *m, const char *why)
 {
     m->held.on = 0; /* cannot follow its queue any more: deliver as it does */
     sts_warn("mqtt %s: %s: QoS 2 redeliveries are no longer checked", m->client_id, why);
 }
 
+/* A QoS 2 PUBLISH libmosquitto is about to queue: a copy when it holds the
+ * id unreleased (the sender may not reuse an id before our PUBCOMP). */
 static void held_publish(struct sts_mqtt *m, int mid, int dup)
 {
     struct held *h = &m->held;
