@@ -298,10 +298,12 @@ static void outstanding_forget_writes(struct outstanding *o)
 
 /* --- incoming QoS 2 messages libmosquitto holds (see struct held) -------- */
 
-static int held_find(const struct held *h, int mid, int live_only)
+/* The first message held with mid; with messages_only, the first that is no
+ * stale copy (a repeat may be a new message under a reused id). */
+static int held_find(const struct held *h, int mid, int messages_only)
 {
     for (size_t i = 0; i < h->n; i++)
-        if (h->v[i].mid == mid && (!live_only || h->v[i].kind == HELD_LIVE)) return (int)i;
+        if (h->v[i].mid == mid && (!messages_only || h->v[i].kind != HELD_COPY)) return (int)i;
     return -1;
 }
 
