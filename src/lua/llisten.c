@@ -198,24 +198,9 @@ void stsl_listener_rejected(struct lsession *ls, const char *reason)
     refuse(ls->listener, r, ls->topic_in, ls->has_seen_key ? ls->seen_key : NULL);
 }
 
-/* The level of topic that the filter's one + takes (its length in *len), or NULL. */
-static const char *plus_level(const char *filter, const char *topic, size_t *len)
+static int is_name(const char *level, size_t len, const char *name)
 {
-    for (;;) {
-        const char *fe = strchr(filter, '/'), *te = strchr(topic, '/');
-        size_t fl = fe ? (size_t)(fe - filter) : strlen(filter), tl = te ? (size_t)(te - topic) : strlen(topic);
-        if (fl == 1 && filter[0] == '+') return *len = tl, topic;
-        if (!fe || !te) return NULL;
-        filter = fe + 1;
-        topic = te + 1;
-    }
-}
-
-static int level_is(const char *filter, const char *topic, const char *name)
-{
-    size_t len;
-    const char *level = plus_level(filter, topic, &len);
-    return level && len == strlen(name) && memcmp(level, name, len) == 0;
+    return name[0] && strlen(name) == len && memcmp(level, name, len) == 0;
 }
 
 /* Bound by name, a topic whose + level names no trust entry can never get a
@@ -224,20 +209,20 @@ static int names_a_peer(const struct llistener *li, const char *topic)
 {
     size_t len = 0;
     if (!li->bind_name || !li->trust) return 1;
-    const char *level = plus_level(li->filter, topic, &len);
-    for (size_t i = 0; level && i < li->trust->n; i++) {
-        const char *name = li->trust->entries[i].name;
-        if (name[0] && strlen(name) == len && memcmp(level, name, len) == 0) return 1;
-    }
+    const char *level = sts_topic_plus_level(li->filter, topic, &len);
+    for (size_t i = 0; level && i < li->trust->n; i++)
+        if (is_name(level, len, li->trust->entries[i].name)) return 1;
     return 0;
 }
 
 enum stsl_refusal stsl_listener_refusal(const struct llistener *li, const char *topic,
                                         const struct sts_trust_entry *e)
 {
+    size_t len = 0;
     if (!e) return STSL_REFUSAL_UNTRUSTED;
     if (e->binding[0] && !sts_topic_matches(e->binding, topic)) return STSL_REFUSAL_BINDING;
-    if (li && li->bind_name && !(e->name[0] && level_is(li->filter, topic, e->name))) return STSL_REFUSAL_NAME;
+    const char *level = li && li->bind_name ? sts_topic_plus_level(li->filter, topic, &len) : NULL;
+    if (li && li->bind_name && !(level && is_name(level, len, e->name))) return STSL_REFUSAL_NAME;
     return STSL_REFUSAL_NONE;
 }
 

@@ -474,7 +474,6 @@ struct lsealed_listener {
     size_t nsenders, senders_cap, max_senders;
     struct reading *batch, **batch_end;
     struct sts_timer flush;       /* writes the state, then delivers the batch */
-    size_t bind_level;            /* the topic level that names the sender, if bind */
     int bind, anonymous, qos, dirty, closing;
     uint64_t received, rejected[REJECT_COUNT], rejected_total, state_failures;
     struct stsl_anchor anchor;
@@ -579,17 +578,13 @@ static int load_state(struct lsealed_listener *li, char *err, size_t errlen)
 
 /* --- frames --- */
 
-/* The topic's level at `level` is the sender's name. */
+/* The topic's level at the filter's first + is the sender's name. */
 static int bound_to(const struct lsealed_listener *li, const struct trusted *k, const char *topic)
 {
+    size_t n = 0;
     if (!k || !k->name_len) return 0;
-    for (size_t i = 0; i < li->bind_level; i++) {
-        topic = strchr(topic, '/');
-        if (!topic) return 0;
-        topic++;
-    }
-    size_t n = strcspn(topic, "/");
-    return n == k->name_len && memcmp(topic, li->trust.names + k->name, n) == 0;
+    const char *level = sts_topic_plus_level(li->filter, topic, &n);
+    return level && n == k->name_len && memcmp(level, li->trust.names + k->name, n) == 0;
 }
 
 static const struct sts_replay *window_of(const struct lsealed_listener *li, const struct trusted *k)
@@ -811,18 +806,6 @@ static int listener_stats(lua_State *L)
     return 1;
 }
 
-/* The level of the filter's first +. */
-static int first_plus_level(const char *filter, size_t *level)
-{
-    size_t n = 0;
-    for (const char *p = filter;; n++) {
-        size_t len = strcspn(p, "/");
-        if (len == 1 && *p == '+') return *level = n, 1;
-        if (!p[len]) return 0;
-        p += len + 1;
-    }
-}
-
 static void read_listener_options(lua_State *L, struct lsealed_listener *li, const char **trust, int *create)
 {
     const char *sub = stsl_opt_string(L, 2, "sub", NULL);
@@ -838,7 +821,7 @@ static void read_listener_options(lua_State *L, struct lsealed_listener *li, con
     if (!*trust && !li->anonymous) luaL_error(L, "option 'trust' (a trust file) is required, unless anonymous = true");
     if (state && !*state) luaL_error(L, "option 'state' must name a file");
     if (bind && strcmp(bind, "name") != 0) luaL_error(L, "option 'bind' must be \"name\", got \"%s\"", bind);
-    if (bind && (!*trust || !first_plus_level(sub, &li->bind_level)))
+    if (bind && (!*trust || sts_topic_count_plus(sub) == 0))
         luaL_error(L, "bind = \"name\" needs a 'trust' file of named keys and a 'sub' filter with a + level");
     if (lua_getfield(L, 2, "identity") == LUA_TNIL) luaL_error(L, "option 'identity' (the gateway's private key) is required");
     lua_pop(L, 1);

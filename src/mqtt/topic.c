@@ -44,6 +44,18 @@ size_t sts_topic_count_plus(const char *filter)
     }
 }
 
+const char *sts_topic_plus_level(const char *filter, const char *topic, size_t *len)
+{
+    for (;;) {
+        size_t n = strcspn(topic, "/");
+        if (is_level(filter, '+')) return *len = n, topic;
+        filter += strcspn(filter, "/");
+        if (!*filter || !topic[n]) return NULL;
+        filter++;
+        topic += n + 1;
+    }
+}
+
 int sts_topic_reply(char *out, size_t outlen, const char *sub, const char *pub, const char *topic)
 {
     size_t len = 0;

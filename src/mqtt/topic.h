@@ -18,6 +18,12 @@ int sts_topic_has_wildcard(const char *filter);
 /* How many levels of the filter are a lone +. */
 size_t sts_topic_count_plus(const char *filter);
 
+/* The level of `topic` that the first lone + of `filter` takes, its length
+ * in *len ("plant/+/up", "plant/s7/up" gives "s7..." and 2); NULL when the
+ * filter has no + or the topic ends before it. The topic is assumed to
+ * match the filter (the broker delivered it under it). */
+const char *sts_topic_plus_level(const char *filter, const char *topic, size_t *len);
+
 /* The reply topic for a message on `topic` that matched filter `sub`: `pub`
  * with each of its + levels replaced, in order, by the level the matching +
  * of `sub` took ("plant/+/up", "plant/+/down", "plant/s7/up" gives

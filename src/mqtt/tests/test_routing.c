@@ -22,6 +22,14 @@ static void test_matching(void)
         CHECK(got == cases[i].match);
     }
     CHECK(sts_topic_has_wildcard("a/+") && sts_topic_has_wildcard("#") && !sts_topic_has_wildcard("a/b"));
+    size_t len = 0;
+    const char *level = sts_topic_plus_level("plant/+/up", "plant/s7/up", &len);
+    CHECK(level && len == 2 && strncmp(level, "s7", 2) == 0);
+    level = sts_topic_plus_level("+/x/+", "a/x/bc", &len);
+    CHECK(level && len == 1 && level[0] == 'a');
+    level = sts_topic_plus_level("a/+", "a/", &len);
+    CHECK(level && len == 0);
+    CHECK(sts_topic_plus_level("a/b+/c", "a/b+/c", &len) == NULL && sts_topic_plus_level("a/b/+", "a/b", &len) == NULL);
     CHECK(sts_topic_count_plus("+/a/+/b") == 2 && sts_topic_count_plus("a+/b") == 0 && sts_topic_count_plus("+") == 1);
 }
 
