@@ -1,5 +1,5 @@
 -- scripts/package packs the tests' own build as a .deb and checks it: the
--- dependencies computed, unpacked with dpkg-deb -x and run, installed with
+-- dependencies computed (libedit, which the shell loads itself, recommended), unpacked with dpkg-deb -x and run, installed with
 -- dpkg into a scratch root and run, lintian clean when lintian is installed.
 local test = require "sts.test"
 
@@ -14,6 +14,7 @@ describe("scripts/package", function()
     local log = p:output()
     assert.equal(0, p:exit_code(), log)
     assert.matches("Depends:[^\n]*liblua5%.4%-0[^\n]*libmosquitto1", log)
+    assert.matches("Recommends: libedit2\n", log) -- loaded only by the shell on a terminal
     assert.matches("unpacked with dpkg%-deb %-x and run: ok", log)
     assert.matches("installed with dpkg %-%-root and run: ok", log)
     assert.truthy(test.read_file(log:match("([^\n]+%.deb)\n$")), "no .deb named last:\n" .. log)

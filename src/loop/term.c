@@ -1,6 +1,7 @@
 #include "loop/term.h"
 #include "util/log.h"
 
+#include <dlfcn.h>
 #include <editline/readline.h>
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +35,48 @@ int sts_term_reading(void)
 int sts_term_editing(void)
 {
     return sts_term_reading() && reader.editing;
+}
+
+/* --- libedit, loaded on first use ------------------------------------------------ */
+
+/* libedit, with the libtinfo, libbsd and libmd it brings, is a third of a
+ * megabyte of every process that maps it, and only the shell on a terminal
+ * uses it: it is loaded (by its soname, from the build) the first time a
+ * terminal is read. The pointers take their types from the header. */
+static struct editline {
+    __typeof__(&rl_callback_handler_install) handler_install;
+    __typeof__(&rl_callback_handler_remove) handler_remove;
+    __typeof__(&rl_callback_read_char) read_char;
+    __typeof__(&rl_forced_update_display) redisplay;
+    __typeof__(&add_history) add_history;
+} el;
+
+static int resolve(void *lib, void *fn_ptr, const char *name)
+{
+    void *sym = dlsym(lib, name);
+    if (sym == NULL) return 0;
+    memcpy(fn_ptr, &sym, sizeof sym); /* ISO C has no object-to-function cast */
+    return 1;
+}
+
+/* True when libedit is loaded; else warns once, and lines are read plainly. */
+static int load_editline(void)
+{
+    static int tried, loaded;
+    void *lib;
+
+    if (tried++) return loaded;
+    lib = dlopen(STS_LIBEDIT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    loaded = lib != NULL && resolve(lib, &el.handler_install, "rl_callback_handler_install") &&
+             resolve(lib, &el.handler_remove, "rl_callback_handler_remove") &&
+             resolve(lib, &el.read_char, "rl_callback_read_char") &&
+             resolve(lib, &el.redisplay, "rl_forced_update_display") &&
+             resolve(lib, &el.add_history, "add_history");
+    if (!loaded) {
+        sts_warn("terminal: no line editing (%s)", dlerror());
+        if (lib != NULL) dlclose(lib);
+    }
+    return loaded;
 }
 
 /* --- the terminal's modes ----------------------------------------------------- */
@@ -77,7 +120,7 @@ void sts_term_stop(void)
     if (!sts_term_reading()) return;
     sts_loop_remove_source(reader.loop, &reader.source);
     if (reader.editing) {
-        rl_callback_handler_remove();
+        el.handler_remove();
         restore_modes();
     }
     reader.fn = NULL;
@@ -102,7 +145,7 @@ static void on_edited_line(char *line)
         deliver_eof();
         return;
     }
-    if (line[0] != '\0') add_history(line);
+    if (line[0] != '\0') el.add_history(line);
     reader.between_lines = 1;
     deliver(line, strlen(line));
     reader.between_lines = 0;
@@ -110,12 +153,12 @@ static void on_edited_line(char *line)
     /* libedit leaves character-at-a-time mode when it completes a line;
      * installing the handler again re-enters it with an empty line and a
      * fresh prompt (GNU readline does this by itself). */
-    if (sts_term_reading()) rl_callback_handler_install(PROMPT, on_edited_line);
+    if (sts_term_reading()) el.handler_install(PROMPT, on_edited_line);
 }
 
 static void read_edited(short revents)
 {
-    if (revents & POLLIN) rl_callback_read_char();
+    if (revents & POLLIN) el.read_char();
     else deliver_eof(); /* hung up */
 }
 
@@ -197,10 +240,10 @@ int sts_term_start(struct sts_loop *loop, sts_term_line_fn fn, void *ud)
     reader.starts++;
     reader.len = 0;
     reader.skipping = 0;
-    reader.editing = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    reader.editing = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && load_editline();
     if (reader.editing) {
         guard_terminal();
-        rl_callback_handler_install(PROMPT, on_edited_line);
+        el.handler_install(PROMPT, on_edited_line);
     }
     sts_loop_add_source(loop, &reader.source);
     return reader.editing;
@@ -214,5 +257,5 @@ void sts_term_print(const char *text, size_t len)
     fwrite(text, 1, len, stdout);
     fputc('\n', stdout);
     fflush(stdout);
-    if (redraw) rl_forced_update_display();
+    if (redraw) el.redisplay();
 }

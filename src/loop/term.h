@@ -5,7 +5,9 @@
  * prompt, history, the usual keys; through its callback interface it reads
  * one character per readiness and never blocks the loop. The terminal's
  * modes are restored on every way out: stop, exit, and the signals that end
- * the process. Anywhere else (a pipe, a file) the lines are read plainly,
+ * the process. libedit is loaded then, not at startup; where it cannot be,
+ * a warning says so and the terminal's lines are read plainly. Anywhere
+ * else (a pipe, a file) the lines are read plainly,
  * with no prompt; a line longer than STS_TERM_MAX_LINE is dropped with a
  * warning, as a truncated command could do the wrong thing.
  *
