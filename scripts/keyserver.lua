@@ -69,12 +69,13 @@ local ok, server, serr = pcall(sts.group.serve, client, settings)
 if not ok then fail(server) end -- a bad option value
 if not server then fail(serr) end
 
+-- Saves the state, then hands over to the clean shutdown: it tells systemd
+-- STOPPING=1, flushes what the client queued and disconnects (no will).
 local function stop(signal)
   sts.log.info("keyserver: " .. signal .. ": saving and stopping")
   local saved, serr = server:close()
   if not saved then sts.log.error("keyserver: " .. serr) end
-  client:close()
-  sts.stop()
+  sts.shutdown()
 end
 
 sts.signal("TERM", stop)

@@ -2,9 +2,11 @@
 -- sts-lua process started with NOTIFY_SOCKET naming a real datagram socket
 -- (spec/tools/notify_listen.c, bound at a path and in the abstract
 -- namespace) says READY=1 when sts.run starts and STOPPING=1 when SIGTERM
--- begins the clean shutdown, from its own pid.
+-- begins the clean shutdown, from its own pid; so does the key server, whose
+-- SIGTERM handler saves its state first.
 local sts = require "sts"
 local test = require "sts.test"
+local keyfiles = require "sts.keyfiles"
 
 local function tool()
   local build = assert(os.getenv("STS_BUILD_DIR"), "STS_BUILD_DIR names the build tree")
@@ -47,9 +49,22 @@ describe("sd_notify", function()
     return p
   end
 
-  local function service_under(socket)
+  -- A service manager listening on socket.
+  local function manager_at(socket)
     local manager = spawn(test.quote(tool()) .. " " .. test.quote(socket))
     assert.truthy(manager:wait_for("listening\n"), manager:output())
+    return manager
+  end
+
+  -- What the manager heard, line by line, from any pid.
+  local function heard(manager)
+    local lines = {}
+    for l in manager:output():gmatch("notify%[%d+%]: ([^\n]*)") do lines[#lines + 1] = l end
+    return lines
+  end
+
+  local function service_under(socket)
+    local manager = manager_at(socket)
     local service = spawn(string.format("NOTIFY_SOCKET=%s %s %s %d", test.quote(socket),
       test.quote(test.sts_lua()), test.quote(script), broker.port))
     local pid = service:wait_for("ready (%d+)\n")
@@ -62,9 +77,7 @@ describe("sd_notify", function()
     assert.truthy(manager:wait_for("notify%[" .. pid .. "%]: STOPPING=1\n"), manager:output())
     assert.equal(0, service:wait(15), service:output())
     -- READY once, STOPPING once, in that order, and nothing else.
-    local lines = {}
-    for l in manager:output():gmatch("notify%[%d+%]: ([^\n]*)") do lines[#lines + 1] = l end
-    assert.same({ "STATUS=connected to the broker", "READY=1", "STOPPING=1" }, lines)
+    assert.same({ "STATUS=connected to the broker", "READY=1", "STOPPING=1" }, heard(manager))
   end
 
   it("says READY=1 then STOPPING=1 to a socket at a path", function()
@@ -73,6 +86,29 @@ describe("sd_notify", function()
 
   it("says READY=1 then STOPPING=1 to a socket in the abstract namespace", function()
     service_under(string.format("@sts-notify-spec-%d", math.random(1 << 30)))
+  end)
+
+  it("hears STOPPING=1 from the key server too, after it saved its state on SIGTERM", function()
+    local socket = dir .. "/keyserver.sock"
+    local manager = manager_at(socket)
+    keyfiles.write_pair(dir .. "/ks")
+    keyfiles.write_pair(dir .. "/member")
+    test.write_file(dir .. "/ks.acl", test.read_file(dir .. "/member.pub"):match("\n(%x+)") .. " member room rw\n")
+    local state = dir .. "/ks.state"
+    local ks = spawn(string.format("NOTIFY_SOCKET=%s %s scripts/keyserver.lua --host 127.0.0.1 --port %d "
+      .. "--identity %s --acl %s --state %s", test.quote(socket), test.quote(test.sts_lua()), broker.port,
+      test.quote(dir .. "/ks.key"), test.quote(dir .. "/ks.acl"), test.quote(state)))
+    assert.truthy(ks:wait_for("keyserver ready\n"), ks:output())
+    local pid = manager:wait_for("notify%[(%d+)%]: READY=1\n")
+    assert.truthy(pid, manager:output())
+    os.remove(state) -- whatever it wrote so far: the shutdown must write it
+    assert.truthy(os.execute("kill -TERM " .. pid))
+    assert.truthy(manager:wait_for("notify%[" .. pid .. "%]: STOPPING=1\n"), manager:output() .. ks:output())
+    assert.equal(0, ks:wait(15), ks:output())
+    assert.matches("keyserver: TERM: saving and stopping", ks:output())
+    assert.matches("sts.shutdown: shut down cleanly", ks:output())
+    assert.equal("600", test.file_mode(state))
+    assert.same({ "READY=1", "STOPPING=1" }, heard(manager))
   end)
 
   it("sends nothing without NOTIFY_SOCKET, and reports one it cannot use", function()
