@@ -4,7 +4,9 @@
  * Checked: sts_trust_load accepts the file exactly when sts_trust_parse
  * finds no bad line and at least one key, with as many entries as keys, each
  * with a name of at most 64 and a binding of at most 256 bytes, neither
- * holding a blank; every entry is found by its key; names agree with
+ * holding a blank; every entry is found by its key, and by its name exactly
+ * when it has one (its name one byte shorter is found only if an
+ * entry has that name too); names agree with
  * sts_trust_parse_named (the sealed gateway's reader), except that for it a
  * first word starting with '#' is a name where sts_trust_load sees a
  * comment (reported, not yet decided); a refusal says "trust: " and names
@@ -58,6 +60,14 @@ static int has_blank(const char *s)
     return strpbrk(s, " \t") != NULL;
 }
 
+/* The name index's answer, found the slow way. */
+static int some_entry_named(const struct sts_trust *t, const char *name, size_t len)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strlen(t->entries[i].name) == len && memcmp(t->entries[i].name, name, len) == 0) return 1;
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int fd = -1;
@@ -97,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct sts_trust_entry *found = sts_trust_find(&t, e->key);
         fail_if(!found || memcmp(found->key, e->key, 32) != 0);
         if (i < 64) fail_if(memcmp(keys[i], e->key, 32) != 0 || (names[i][0] != '#' && strcmp(names[i], e->name) != 0));
+        size_t len = strlen(e->name);
+        fail_if(sts_trust_has_name(&t, e->name, len) != (len > 0));
+        if (len > 1) fail_if(sts_trust_has_name(&t, e->name, len - 1) != some_entry_named(&t, e->name, len - 1));
     }
     sts_trust_free(&t);
     fail_if(t.n != 0 || t.entries != NULL);

@@ -377,6 +377,27 @@ int sts_trust_read(const char *path, char **text, size_t *len, char *err, size_t
     return rc;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct sts_trust_entry *const *)a)->name,
+                  (*(const struct sts_trust_entry *const *)b)->name);
+}
+
+/* The named entries of t, sorted by name (entries no longer move). */
+static int index_names(struct sts_trust *t, const char *path, char *err, size_t errlen)
+{
+    if (t->n == 0) return 0;
+    t->by_name = malloc(t->n * sizeof *t->by_name);
+    if (!t->by_name) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return STS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < t->n; i++)
+        if (t->entries[i].name[0]) t->by_name[t->named++] = &t->entries[i];
+    qsort(t->by_name, t->named, sizeof *t->by_name, by_name);
+    return 0;
+}
+
 int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errlen)
 {
     char *text, why[480];
@@ -387,6 +408,7 @@ int sts_trust_load(struct sts_trust *t, const char *path, char *err, size_t errl
         rc = trust_fill(t, path, text, len, why, sizeof why);
         free(text);
     }
+    if (rc == 0) rc = index_names(t, path, why, sizeof why);
     if (rc == 0) return 0;
     sts_trust_free(t);
     snprintf(err, errlen, "trust: %s", why);
@@ -409,8 +431,26 @@ int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32])
     return sts_trust_find(t, pub) != NULL;
 }
 
+int sts_trust_has_name(const struct sts_trust *t, const char *name, size_t len)
+{
+    size_t lo = 0, hi = t->named;
+    if (len == 0 || len > STS_TRUST_NAME_MAX) return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *other = t->by_name[mid]->name;
+        size_t olen = strlen(other);
+        int c = memcmp(name, other, len < olen ? len : olen); /* strcmp's order */
+        if (c == 0) c = (len > olen) - (len < olen);
+        if (c == 0) return 1;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return 0;
+}
+
 void sts_trust_free(struct sts_trust *t)
 {
+    free(t->by_name);
     free(t->entries);
     *t = (struct sts_trust){ 0 };
 }

@@ -82,10 +82,14 @@ struct sts_trust_entry {
     char binding[STS_TRUST_BINDING_MAX + 1]; /* "" when the key is not bound */
 };
 
-/* A trust list read into memory: the accepted public keys. */
+/* A trust list read into memory: the accepted public keys, and the named
+ * entries sorted by name, so that a listener binding topics to names finds
+ * one in O(log n) for each handshake it is offered, before any work. */
 struct sts_trust {
     struct sts_trust_entry *entries;
     size_t n, cap;
+    const struct sts_trust_entry **by_name;
+    size_t named;
 };
 
 /* Reads a trust file's text, refusing what no trust file may be: not a
@@ -118,6 +122,10 @@ int sts_trust_contains(const struct sts_trust *t, const uint8_t pub[32]);
 /* The entry of pub in t, or NULL; compares every key in constant time, as
  * sts_trust_contains does. */
 const struct sts_trust_entry *sts_trust_find(const struct sts_trust *t, const uint8_t pub[32]);
+
+/* 1 if an entry of t is named name (len bytes, not NUL-terminated), else 0.
+ * Names are not secret (they are topic levels), so the search may stop early. */
+int sts_trust_has_name(const struct sts_trust *t, const char *name, size_t len);
 
 /* Frees the keys, leaving t an empty list. */
 void sts_trust_free(struct sts_trust *t);

@@ -148,11 +148,11 @@ static void nth_key(uint8_t key[32], unsigned i)
     for (int b = 0; b < 4; b++) key[31 - b] = (uint8_t)(i >> (8 * b));
 }
 
-/* A trust file of n distinct keys. */
+/* A trust file of n distinct keys, key i named s<i>, every third unnamed. */
 static void write_many_keys(const char *path, unsigned n)
 {
     FILE *f = fopen(path, "w");
-    for (unsigned i = 0; i < n; i++) fprintf(f, "%056x%08x\n", 0u, i);
+    for (unsigned i = 0; i < n; i++) fprintf(f, i % 3 ? "%056x%08x s%u\n" : "%056x%08x\n", 0u, i, i);
     fclose(f);
 }
 
@@ -181,7 +181,12 @@ static void test_trust_load(const char *dir)
     CHECK(e1 && strcmp(e1->name, "gw") == 0 && strcmp(e1->binding, "") == 0);
     CHECK(e2 && strcmp(e2->name, "sensor-7") == 0 && strcmp(e2->binding, "plant/sensor-7/+") == 0);
     CHECK(sts_trust_find(&t, three) == NULL);
+    CHECK(sts_trust_has_name(&t, "gw", 2) && sts_trust_has_name(&t, "sensor-7", 8));
+    CHECK(sts_trust_has_name(&t, "sensor-7/x", 8) && !sts_trust_has_name(&t, "sensor-", 7));
+    CHECK(!sts_trust_has_name(&t, "sensor-77", 9) && !sts_trust_has_name(&t, "g", 1));
+    CHECK(!sts_trust_has_name(&t, "", 0) && !sts_trust_has_name(&t, "a", 1) && !sts_trust_has_name(&t, "z", 1));
     sts_trust_free(&t);
+    CHECK(t.by_name == NULL && t.named == 0 && !sts_trust_has_name(&t, "gw", 2));
     write_file(path, KEY_HEX_1 " sensor-7 kitchen, 2nd floor\n", 0644);
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_PARSE && t.n == 0);
     CHECK(strstr(err, "ok.trust:1: words after the topic binding (start a comment with '#')") != NULL);
@@ -202,6 +207,14 @@ static void test_trust_load(const char *dir)
     CHECK(sts_trust_load(&t, path, err, sizeof err) == 0 && t.n == STS_TRUST_MAX_KEYS);
     nth_key(last, STS_TRUST_MAX_KEYS - 1);
     CHECK(sts_trust_contains(&t, last) && !sts_trust_contains(&t, one));
+    for (unsigned i = 0; i < STS_TRUST_MAX_KEYS + 2; i += 7) { /* the index against the rule */
+        char name[16];
+        int n = snprintf(name, sizeof name, "s%u", i);
+        if (sts_trust_has_name(&t, name, (size_t)n) != (i < STS_TRUST_MAX_KEYS && i % 3 != 0)) {
+            CHECK(!"sts_trust_has_name disagrees with the file");
+            break;
+        }
+    }
     sts_trust_free(&t);
     write_many_keys(path, STS_TRUST_MAX_KEYS + 1);
     CHECK(sts_trust_load(&t, path, err, sizeof err) == STS_ERR_TOO_BIG && t.n == 0);
