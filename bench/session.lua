@@ -31,6 +31,7 @@ local opts = cli.parse(arg, {
     suite = { "--suite" },
     keys = { "--keys" },
     parallel = { "--parallel", number = true, default = 1 },
+    hold = { "--hold", flag = true },
   },
 })
 local SUITES = "25519_ChaChaPoly_SHA256,25519_AESGCM_SHA256"
@@ -64,27 +65,36 @@ end
 
 -- --- roles -----------------------------------------------------------------------
 
--- A listener on hs/+/up: reports, once `count` sessions are established,
--- the CPU it used and its memory (from when it listened, its trust list read).
+-- A listener on hs/+/up: reports, once `count` sessions are established (or
+-- as many as the initiator says it completed, on DONE_TOPIC), the CPU it used
+-- and its memory (from when it listened, its trust list read). Its RSS is
+-- read before the stats tables that sum the sessions' memory are made, so
+-- that it grew by the sessions only.
+local DONE_TOPIC = "bench/done"
 local function listen()
   local c = connect()
   local o = security(true)
   o.sub, o.pub, o.timeout, o.retransmit = "hs/+/up", "hs/+/down", 10, 0.5
-  local n = 0
+  local n, want = 0, opts.count
   local listener = assert(sts.listen(c, o, function()
     n = n + 1
-    if n == opts.count then sts.stop() end
+    if n == want then sts.stop() end
   end))
+  assert(c:subscribe(DONE_TOPIC, function(_, payload)
+    want = math.min(want, tonumber(payload))
+    if n >= want then sts.stop() end
+  end, { qos = 1 }))
   collectgarbage("collect")
   local rss_before, cpu_before = rss_kb(), os.clock()
   print("ready")
   sts.run()
   local cpu = os.clock() - cpu_before
   collectgarbage("collect")
+  local rss_after = rss_kb()
   local memory = 0
   for _, s in pairs(listener:sessions()) do memory = memory + s:stats().memory end
   print(string.format("listener: sessions %d cpu %.6f memory %d rss_before %d rss_after %d",
-    n, cpu, memory, rss_before, rss_kb()))
+    n, cpu, memory, rss_before, rss_after))
 end
 
 -- `count` handshakes to the listener, `parallel` at a time, each on its own
@@ -130,7 +140,11 @@ local function initiate()
   print(string.format("initiator: handshakes %d failed %d latency_median %.6f latency_p90 %.6f cpu_median %.6f cpu_total %.6f wall %.3f",
     #latencies, failures, median(latencies), percentile(latencies, 0.9), median(cpus), cpu, wall))
   sts.sleep(0.5) -- the last confirmations and AUTHREQs go out
+  assert(c:publish(DONE_TOPIC, tostring(#latencies), { qos = 1 }))
   c:flush(5)
+  -- --hold: the sessions stay up until this process is killed (a listener
+  -- measuring them must not see them close).
+  if opts.hold then sts.sleep(600) end
 end
 
 local ENC_UP, ENC_DOWN = "bench/enc/up", "bench/enc/down"
@@ -330,7 +344,8 @@ local function compare()
     print(string.format("\n4. Memory: a listener holding %d established sessions (IK, %d handshakes at a time)", opts.sessions, 50))
     local listener = test.spawn(role("listen", string.format("--count %d --pattern IK", opts.sessions)))
     assert(listener:wait_for("ready"), listener:output())
-    local initiator = test.spawn(role("initiate", string.format("--count %d --pattern IK --parallel 50", opts.sessions)))
+    local initiator = test.spawn(role("initiate", string.format("--count %d --pattern IK --parallel 50 --hold",
+      opts.sessions)))
     assert(listener:wait(300), "listener did not finish: " .. listener:output())
     local out = listener:output()
     local n, memory = field(out, "sessions"), field(out, "memory")
@@ -340,8 +355,8 @@ local function compare()
     print(string.format("listener RSS %d kB before, %d kB after: %.2f kB per session (the Lua objects, tables and",
       before, after, (after - before) / n))
     print("subscription bookkeeping included)")
-    assert(initiator:wait(60), "initiator did not finish")
     print(initiator:output():match("initiator:[^\n]*"))
+    initiator:kill()
   end
 
   broker:stop()
