@@ -32,7 +32,10 @@ struct keyset {
     uint64_t tx_epoch_msgs; /* messages sent in the current epoch */
     double tx_epoch_start;  /* when its first message was sent */
     struct rx_slot rx;      /* the newest epoch received */
-    struct rx_slot prev;    /* the one before it (or the previous session's), until prev_until */
+    /* The one before it (or the previous session's), until prev_until: on
+     * the heap, as it lives only for a grace time after a change of keys
+     * (NULL otherwise), and a listener holds thousands of sessions. */
+    struct rx_slot *prev;
     double prev_until;
     double confirm_by;      /* !confirmed: dropped at this time */
     uint8_t peer[STS_X25519_LEN];
@@ -85,12 +88,20 @@ struct scratch {
     size_t cap;
 };
 
-struct sts_session {
+/* What sessions made alike share (a listener's thousands): one copy of the
+ * config and the keys, reference-counted. */
+struct sts_session_shared {
     struct sts_session_config cfg; /* defaults filled; pointers to caller memory cleared */
     uint8_t static_priv[STS_X25519_LEN], static_pub[STS_X25519_LEN], pinned[STS_X25519_LEN];
     uint8_t has_static, has_pinned;
+    unsigned refs;
+};
+
+struct sts_session {
+    struct sts_session_shared *sh;
+    void *ctx;                    /* the callbacks' */
     enum sts_session_state ended; /* CLOSED or FAILED; IDLE while not ended */
-    struct topic out, in;
+    struct topic out, in;         /* one allocation, at out.ad */
     struct keyset cur;
     struct attempt *hs;
     /* Separate, because a message handler may send while it reads: rx holds
@@ -108,8 +119,8 @@ struct sts_session {
 
 static void report(struct sts_session *s, enum sts_session_event ev, const void *data, size_t len)
 {
-    if (s->cfg.on_event)
-        s->cfg.on_event(s->cfg.ctx, ev, data, len);
+    if (s->sh->cfg.on_event)
+        s->sh->cfg.on_event(s->ctx, ev, data, len);
 }
 
 static void report_reason(struct sts_session *s, enum sts_session_event ev, enum sts_reason r)
@@ -121,12 +132,12 @@ static void report_reason(struct sts_session *s, enum sts_session_event ev, enum
 static void emit(struct sts_session *s, const uint8_t *frame, size_t len)
 {
     s->stats.frames_out++;
-    s->cfg.emit(s->cfg.ctx, frame, len);
+    s->sh->cfg.emit(s->ctx, frame, len);
 }
 
 static int is_initiator(const struct sts_session *s)
 {
-    return s->cfg.role == STS_ROLE_INITIATOR;
+    return s->sh->cfg.role == STS_ROLE_INITIATOR;
 }
 
 static int same_key(const uint8_t a[STS_X25519_LEN], const uint8_t b[STS_X25519_LEN])
@@ -191,9 +202,37 @@ static void slot_wipe(struct rx_slot *slot)
     mbedtls_platform_zeroize(slot, sizeof *slot);
 }
 
+static void prev_free(struct keyset *ks)
+{
+    if (ks->prev) {
+        slot_wipe(ks->prev);
+        free(ks->prev);
+        ks->prev = NULL;
+    }
+}
+
+/* An empty previous-epoch slot, or NULL when out of memory: the previous
+ * epoch's late frames are then lost, nothing else. */
+static struct rx_slot *prev_slot(struct keyset *ks)
+{
+    if (ks->prev)
+        slot_wipe(ks->prev);
+    else
+        ks->prev = calloc(1, sizeof *ks->prev);
+    return ks->prev;
+}
+
 static void keyset_wipe(struct keyset *ks)
 {
+    prev_free(ks);
     mbedtls_platform_zeroize(ks, sizeof *ks);
+}
+
+/* *to takes over from's keys (to holds none), leaving from empty. */
+static void keyset_move(struct keyset *to, struct keyset *from)
+{
+    *to = *from;
+    mbedtls_platform_zeroize(from, sizeof *from);
 }
 
 static void keyset_init(struct keyset *ks, const struct sts_noise_cipher *tx,
@@ -215,9 +254,8 @@ static void keyset_init(struct keyset *ks, const struct sts_noise_cipher *tx,
 static void expire_prev(struct keyset *ks, double now)
 {
     uint64_t base = (uint64_t)ks->rx.epoch << 32;
-    if (ks->prev.key.has_key &&
-        (now >= ks->prev_until || ks->rx.window.top > base + STS_REPLAY_WINDOW))
-        slot_wipe(&ks->prev);
+    if (ks->prev && (now >= ks->prev_until || ks->rx.window.top > base + STS_REPLAY_WINDOW))
+        prev_free(ks);
 }
 
 /* Moves the sender to the next epoch: REKEY, counter to the epoch's start. */
@@ -239,8 +277,8 @@ static int tx_epoch_due(const struct sts_session *s, const struct keyset *ks, do
 {
     if (ks->tx_epoch_msgs == 0 || ks->tx_next >> 32 == UINT32_MAX)
         return 0;
-    return ks->tx_epoch_msgs >= s->cfg.rekey_messages ||
-           now - ks->tx_epoch_start >= s->cfg.rekey_seconds;
+    return ks->tx_epoch_msgs >= s->sh->cfg.rekey_messages ||
+           now - ks->tx_epoch_start >= s->sh->cfg.rekey_seconds;
 }
 
 /* Seals pt as a frame of type (ENC or KILL) into out (len + 26 bytes). */
@@ -298,14 +336,14 @@ static enum sts_reason open_ahead(struct sts_session *s, struct keyset *ks, doub
     }
     if (!r)
         r = slot_open(s, &next, f, frame, pt);
+    struct rx_slot *prev = r ? NULL : prev_slot(ks);
+    if (prev && epoch == ks->rx.epoch + 1) {
+        *prev = ks->rx;
+    } else if (prev) {
+        prev->key = before;
+        prev->epoch = epoch - 1;
+    }
     if (!r) {
-        if (epoch == ks->rx.epoch + 1) {
-            ks->prev = ks->rx;
-        } else {
-            slot_wipe(&ks->prev);
-            ks->prev.key = before;
-            ks->prev.epoch = epoch - 1;
-        }
         ks->rx = next;
         ks->prev_until = now + STS_SESSION_EPOCH_GRACE;
         s->stats.rekeys++;
@@ -320,13 +358,13 @@ static enum sts_reason keyset_open(struct sts_session *s, struct keyset *ks, dou
                                    const struct sts_frame *f, const uint8_t *frame, uint8_t *pt)
 {
     uint32_t epoch = (uint32_t)(f->counter >> 32);
-    struct rx_slot *slots[2] = { &ks->rx, &ks->prev };
     enum sts_reason r = STS_REASON_STALE_EPOCH;
 
     expire_prev(ks, now);
+    struct rx_slot *slots[2] = { &ks->rx, ks->prev };
     for (int i = 0; i < 2; i++) {
         struct rx_slot *slot = slots[i];
-        if (!slot->key.has_key || slot->epoch != epoch)
+        if (!slot || !slot->key.has_key || slot->epoch != epoch)
             continue;
         enum sts_reason ri = slot_open(s, slot, f, frame, pt);
         if (!ri) {
@@ -359,14 +397,13 @@ static enum sts_reason keyset_open(struct sts_session *s, struct keyset *ks, dou
  * announces it once done with its own state (callbacks may close). */
 static void promote(struct sts_session *s, struct keyset *ks, double now)
 {
-    if (s->cur.live) {
-        slot_wipe(&ks->prev);
-        ks->prev = s->cur.rx;
+    struct rx_slot *prev = s->cur.live ? prev_slot(ks) : NULL;
+    if (prev) {
+        *prev = s->cur.rx;
         ks->prev_until = now + STS_SESSION_EPOCH_GRACE;
     }
     keyset_wipe(&s->cur);
-    s->cur = *ks;
-    keyset_wipe(ks);
+    keyset_move(&s->cur, ks);
     s->established_at = now;
     s->stats.handshakes++;
 }
@@ -382,6 +419,7 @@ static void attempt_free(struct attempt *a)
     if (!a)
         return;
     sts_noise_hs_free(a->noise);
+    keyset_wipe(&a->pending);
     mbedtls_platform_zeroize(a, sizeof *a);
     free(a);
 }
@@ -408,9 +446,9 @@ static int peer_acceptable(struct sts_session *s, const uint8_t pub[STS_X25519_L
 {
     if (s->cur.live && s->cur.has_peer && !same_key(pub, s->cur.peer))
         return 0;
-    if (s->has_pinned)
-        return same_key(pub, s->pinned);
-    return s->cfg.trust && s->cfg.trust(s->cfg.ctx, pub);
+    if (s->sh->has_pinned)
+        return same_key(pub, s->sh->pinned);
+    return s->sh->cfg.trust && s->sh->cfg.trust(s->ctx, pub);
 }
 
 /* ---- handshake attempts ------------------------------------------------ */
@@ -452,10 +490,10 @@ static int attempt_open_noise(struct sts_session *s, struct attempt *a)
                              r2i->ad + STS_FRAME_SEALED_HEADER_LEN, r2i->len, a->suite);
 
     struct sts_noise_keys keys = {
-        .s = pattern != STS_PATTERN_NN ? s->static_priv : NULL,
-        .s_pub = pattern != STS_PATTERN_NN ? s->static_pub : NULL,
+        .s = pattern != STS_PATTERN_NN ? s->sh->static_priv : NULL,
+        .s_pub = pattern != STS_PATTERN_NN ? s->sh->static_pub : NULL,
         .e = a->e,
-        .rs = is_initiator(s) && pattern == STS_PATTERN_IK ? s->pinned : NULL,
+        .rs = is_initiator(s) && pattern == STS_PATTERN_IK ? s->sh->pinned : NULL,
     };
     if (!err)
         err = sts_noise_hs_new(&a->noise, name, is_initiator(s), prologue, plen, &keys);
@@ -534,7 +572,7 @@ static int attempt_new(struct attempt **out, struct sts_session *s, double now, 
     if (!a)
         return STS_ERR_NOMEM;
     a->suite = suite;
-    a->expires = now + s->cfg.handshake_timeout;
+    a->expires = now + s->sh->cfg.handshake_timeout;
     /* Random bytes make an X25519 private key (clamped when used). */
     int err = sts_random(a->e, sizeof a->e);
     if (!err)
@@ -550,7 +588,7 @@ static int attempt_new(struct attempt **out, struct sts_session *s, double now, 
 /* Sends a->out and schedules its retransmission. */
 static void attempt_send(struct sts_session *s, struct attempt *a, double now)
 {
-    a->interval = s->cfg.retransmit;
+    a->interval = s->sh->cfg.retransmit;
     a->resend_at = now + a->interval;
     emit(s, a->out, a->out_len);
 }
@@ -637,7 +675,7 @@ static int attempt_finish(struct sts_session *s, struct attempt *a, double now)
 {
     size_t len;
     a->phase = DONE;
-    a->expires = now + s->cfg.handshake_timeout;
+    a->expires = now + s->sh->cfg.handshake_timeout;
     a->pending.confirmed = 1;
     promote(s, &a->pending, now);
     int err = seal(s, &s->cur, now, STS_FRAME_ENC, NULL, 0, a->out, &len);
@@ -659,7 +697,7 @@ static enum sts_reason answer_duplicate(struct sts_session *s, double now, const
     struct attempt *a = s->hs;
     if (!is_duplicate(a, frame, len) || !a->out_len)
         return STS_REASON_STATE;
-    if (a->answered_at > 0 && now - a->answered_at < s->cfg.retransmit / 2)
+    if (a->answered_at > 0 && now - a->answered_at < s->sh->cfg.retransmit / 2)
         return STS_REASON_NONE;
     a->answered_at = now;
     attempt_resend(s, a);
@@ -671,7 +709,7 @@ static enum sts_reason check_initreq_suite(const struct sts_session *s, uint8_t 
     enum sts_pattern pattern;
     enum sts_suite cs;
     if (sts_frame_suite_parse(suite, &pattern, &cs) ||
-        !(s->cfg.allowed_patterns & STS_ALLOW(pattern)))
+        !(s->sh->cfg.allowed_patterns & STS_ALLOW(pattern)))
         return STS_REASON_SUITE;
     /* An authenticated session is never replaced by an unauthenticated one. */
     if (pattern == STS_PATTERN_NN && s->cur.live && s->cur.has_peer)
@@ -813,7 +851,7 @@ static void maybe_resync(struct sts_session *s, double now)
 {
     if (is_initiator(s) || s->ended == STS_STATE_CLOSED || (s->cur.live && s->cur.confirmed))
         return;
-    if (s->stats.resyncs_sent && now - s->last_resync < s->cfg.retransmit)
+    if (s->stats.resyncs_sent && now - s->last_resync < s->sh->cfg.retransmit)
         return;
     uint8_t frame[STS_FRAME_HEADER_LEN];
     s->last_resync = now;
@@ -878,7 +916,7 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
     struct keyset *opened = NULL;
     uint8_t empty[1];
 
-    int err = len ? scratch_reserve(&s->rx, len, s->cfg.max_frame) : 0;
+    int err = len ? scratch_reserve(&s->rx, len, s->sh->cfg.max_frame) : 0;
     if (err)
         return internal(s, err);
     uint8_t *pt = len ? s->rx.p : empty;
@@ -908,7 +946,7 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
 static enum sts_reason on_resync(struct sts_session *s, double now)
 {
     if (!is_initiator(s) || !s->cur.live || handshake_in_flight(s) ||
-        now - s->established_at < s->cfg.handshake_timeout)
+        now - s->established_at < s->sh->cfg.handshake_timeout)
         return STS_REASON_STATE;
     s->stats.resyncs_received++;
     int err = sts_session_start(s, now); /* its preconditions were checked above */
@@ -933,7 +971,7 @@ static enum sts_reason on_cookie(struct sts_session *s, double now, const struct
     memcpy(a->cookie, f->body, STS_FRAME_COOKIE_LEN);
     a->has_cookie = 1;
     attach_cookie(a);
-    if (a->cookie_at > 0 && now - a->cookie_at < s->cfg.retransmit / 2)
+    if (a->cookie_at > 0 && now - a->cookie_at < s->sh->cfg.retransmit / 2)
         return STS_REASON_NONE;
     a->cookie_at = now;
     attempt_resend(s, a);
@@ -944,7 +982,7 @@ static enum sts_reason dispatch(struct sts_session *s, double now, const uint8_t
 {
     struct sts_frame f;
     enum sts_reason why;
-    if (sts_frame_decode(&f, frame, len, s->cfg.max_frame, &why))
+    if (sts_frame_decode(&f, frame, len, s->sh->cfg.max_frame, &why))
         return why;
     switch (f.type) {
     case STS_FRAME_INITREQ: return on_initreq(s, now, &f, frame, len);
@@ -985,7 +1023,7 @@ static void attempt_tick(struct sts_session *s, double now)
     if (now >= a->expires) {
         attempt_expire(s);
     } else if (attempt_resends(s, a) && now >= a->resend_at) {
-        a->interval = fmin(2 * a->interval, s->cfg.retransmit_max);
+        a->interval = fmin(2 * a->interval, s->sh->cfg.retransmit_max);
         a->resend_at = now + a->interval;
         attempt_resend(s, a);
     }
@@ -1023,8 +1061,8 @@ static double next_deadline(const struct sts_session *s)
         if (!ks->confirmed)
             t = fmin(t, ks->confirm_by);
         if (ks->tx_epoch_msgs > 0)
-            t = fmin(t, ks->tx_epoch_start + s->cfg.rekey_seconds);
-        if (ks->prev.key.has_key)
+            t = fmin(t, ks->tx_epoch_start + s->sh->cfg.rekey_seconds);
+        if (ks->prev)
             t = fmin(t, ks->prev_until);
     }
     return t;
@@ -1062,7 +1100,7 @@ static int config_valid(const struct sts_session_config *c)
     uint8_t suite_byte = sts_frame_suite_byte(STS_PATTERN_NN, c->suite);
     enum sts_pattern p;
     enum sts_suite cs;
-    if (!c->emit || !c->topic_out || !c->topic_in || c->max_frame < STS_FRAME_HANDSHAKE_MAX)
+    if (!c->emit || c->max_frame < STS_FRAME_HANDSHAKE_MAX)
         return 0;
     if (c->role == STS_ROLE_RESPONDER) /* needs its static key for anything but NN */
         return c->static_priv || c->allowed_patterns == STS_ALLOW(STS_PATTERN_NN);
@@ -1074,13 +1112,17 @@ static int config_valid(const struct sts_session_config *c)
     return c->pattern == STS_PATTERN_NN || c->static_priv;
 }
 
-static int topic_init(struct topic *t, const char *name)
+/* Both topics in one allocation, each after its header room. */
+static int topics_init(struct sts_session *s, const char *out, const char *in)
 {
-    t->len = strlen(name);
-    t->ad = malloc(STS_FRAME_SEALED_HEADER_LEN + t->len);
-    if (!t->ad)
+    s->out.len = strlen(out);
+    s->in.len = strlen(in);
+    s->out.ad = malloc(2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len);
+    if (!s->out.ad)
         return STS_ERR_NOMEM;
-    memcpy(t->ad + STS_FRAME_SEALED_HEADER_LEN, name, t->len);
+    s->in.ad = s->out.ad + STS_FRAME_SEALED_HEADER_LEN + s->out.len;
+    memcpy(s->out.ad + STS_FRAME_SEALED_HEADER_LEN, out, s->out.len);
+    memcpy(s->in.ad + STS_FRAME_SEALED_HEADER_LEN, in, s->in.len);
     return 0;
 }
 
@@ -1092,44 +1134,89 @@ static void copy_key(uint8_t dst[STS_X25519_LEN], uint8_t *flag, const uint8_t *
     }
 }
 
-int sts_session_new(struct sts_session **out, const struct sts_session_config *cfg)
+int sts_session_shared_new(struct sts_session_shared **out, const struct sts_session_config *cfg)
 {
     struct sts_session_config c = *cfg;
     *out = NULL;
     config_defaults(&c);
     if (!config_valid(&c))
         return STS_ERR_INVALID;
-    if (strlen(c.topic_out) > 0xffff || strlen(c.topic_in) > 0xffff)
+    struct sts_session_shared *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return STS_ERR_NOMEM;
+    sh->refs = 1;
+    copy_key(sh->static_priv, &sh->has_static, c.static_priv);
+    copy_key(sh->pinned, &sh->has_pinned, c.peer_static);
+    int err = 0;
+    /* Once, not once per session or handshake attempt. */
+    if (c.static_pub) memcpy(sh->static_pub, c.static_pub, sizeof sh->static_pub);
+    else if (sh->has_static) err = sts_x25519_public(sh->static_pub, sh->static_priv);
+    /* Keep no pointer into the caller's memory, nor another session's context. */
+    c.static_priv = c.static_pub = c.peer_static = NULL;
+    c.topic_out = c.topic_in = NULL;
+    c.ctx = NULL;
+    sh->cfg = c;
+    if (err) {
+        sts_session_shared_free(sh);
+        return err;
+    }
+    *out = sh;
+    return 0;
+}
+
+void sts_session_shared_free(struct sts_session_shared *sh)
+{
+    if (!sh || --sh->refs > 0)
+        return;
+    mbedtls_platform_zeroize(sh, sizeof *sh);
+    free(sh);
+}
+
+size_t sts_session_shared_memory(void)
+{
+    return sizeof(struct sts_session_shared);
+}
+
+int sts_session_new_shared(struct sts_session **out, struct sts_session_shared *sh, const char *topic_out,
+                           const char *topic_in, void *ctx)
+{
+    *out = NULL;
+    if (!topic_out || !topic_in)
+        return STS_ERR_INVALID;
+    if (strlen(topic_out) > 0xffff || strlen(topic_in) > 0xffff)
         return STS_ERR_TOO_BIG;
     struct sts_session *s = calloc(1, sizeof *s);
     if (!s)
         return STS_ERR_NOMEM;
-    copy_key(s->static_priv, &s->has_static, c.static_priv);
-    copy_key(s->pinned, &s->has_pinned, c.peer_static);
-    int err = 0;
-    /* Once per session, not once per handshake attempt. */
-    if (c.static_pub) memcpy(s->static_pub, c.static_pub, sizeof s->static_pub);
-    else if (s->has_static) err = sts_x25519_public(s->static_pub, s->static_priv);
-    if (!err)
-        err = topic_init(&s->out, c.topic_out);
-    if (!err)
-        err = topic_init(&s->in, c.topic_in);
-    /* Keep no pointer into the caller's memory. */
-    c.static_priv = c.static_pub = c.peer_static = NULL;
-    c.topic_out = c.topic_in = NULL;
-    s->cfg = c;
+    int err = topics_init(s, topic_out, topic_in);
     if (err) {
-        sts_session_free(s);
+        free(s);
         return err;
     }
+    sh->refs++;
+    s->sh = sh;
+    s->ctx = ctx;
     *out = s;
     return 0;
+}
+
+int sts_session_new(struct sts_session **out, const struct sts_session_config *cfg)
+{
+    struct sts_session_shared *sh;
+    *out = NULL;
+    if (!cfg->topic_out || !cfg->topic_in)
+        return STS_ERR_INVALID;
+    int err = sts_session_shared_new(&sh, cfg);
+    if (!err)
+        err = sts_session_new_shared(out, sh, cfg->topic_out, cfg->topic_in, cfg->ctx);
+    sts_session_shared_free(sh); /* the session holds it now, or nothing does */
+    return err;
 }
 
 /* Strictly greater than the last one sent, whatever the clock does. */
 static uint64_t next_stamp(struct sts_session *s)
 {
-    uint64_t t = s->cfg.timestamp ? s->cfg.timestamp(s->cfg.ctx) : 0;
+    uint64_t t = s->sh->cfg.timestamp ? s->sh->cfg.timestamp(s->ctx) : 0;
     s->last_stamp = t > s->last_stamp ? t : s->last_stamp + 1;
     return s->last_stamp;
 }
@@ -1140,7 +1227,7 @@ int sts_session_start(struct sts_session *s, double now)
         return STS_ERR_STATE;
     drop_attempt(s);
     struct attempt *a;
-    int err = attempt_new(&a, s, now, sts_frame_suite_byte(s->cfg.pattern, s->cfg.suite));
+    int err = attempt_new(&a, s, now, sts_frame_suite_byte(s->sh->cfg.pattern, s->sh->cfg.suite));
     if (err)
         return err;
     a->stamp = next_stamp(s);
@@ -1197,10 +1284,10 @@ int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_
 {
     if (!s->cur.live)
         return STS_ERR_STATE;
-    if (len > s->cfg.max_frame - STS_FRAME_OVERHEAD)
+    if (len > s->sh->cfg.max_frame - STS_FRAME_OVERHEAD)
         return STS_ERR_TOO_BIG;
     size_t flen;
-    int err = scratch_reserve(&s->tx, len + STS_FRAME_OVERHEAD, s->cfg.max_frame);
+    int err = scratch_reserve(&s->tx, len + STS_FRAME_OVERHEAD, s->sh->cfg.max_frame);
     if (!err)
         err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, s->tx.p, &flen);
     if (err)
@@ -1282,7 +1369,13 @@ size_t sts_session_memory(const struct sts_session *s)
 {
     size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len +
                s->rx.cap + s->tx.cap;
-    return s->hs ? n + sizeof *s->hs : n;
+    if (s->sh->refs == 1)
+        n += sizeof *s->sh;
+    if (s->cur.prev)
+        n += sizeof *s->cur.prev;
+    if (s->hs)
+        n += sizeof *s->hs + (s->hs->pending.prev ? sizeof *s->hs->pending.prev : 0);
+    return n;
 }
 
 void sts_session_free(struct sts_session *s)
@@ -1290,10 +1383,11 @@ void sts_session_free(struct sts_session *s)
     if (!s)
         return;
     drop_attempt(s);
+    keyset_wipe(&s->cur);
     free(s->out.ad);
-    free(s->in.ad);
     scratch_free(&s->rx);
     scratch_free(&s->tx);
+    sts_session_shared_free(s->sh);
     mbedtls_platform_zeroize(s, sizeof *s);
     free(s);
 }

@@ -110,6 +110,20 @@ struct sts_session; /* opaque */
  * a topic over 65535 bytes. */
 int sts_session_new(struct sts_session **out, const struct sts_session_config *cfg);
 
+/* Settings many sessions share (a listener's): one copy of cfg, its defaults
+ * filled and its keys copied, instead of one per session. cfg's topics and
+ * ctx are not used. Reference-counted: each session made from it holds it,
+ * and sts_session_shared_free drops the caller's reference (the last one
+ * wipes the keys). STS_ERR_INVALID as sts_session_new. */
+struct sts_session_shared;
+int sts_session_shared_new(struct sts_session_shared **out, const struct sts_session_config *cfg);
+void sts_session_shared_free(struct sts_session_shared *sh);
+size_t sts_session_shared_memory(void);
+/* A new session with sh's settings on these topics (copied), its callbacks
+ * called with ctx. Errors as sts_session_new. */
+int sts_session_new_shared(struct sts_session **out, struct sts_session_shared *sh, const char *topic_out,
+                           const char *topic_in, void *ctx);
+
 /* Initiator: sends INITREQ. On an established session this starts a
  * re-handshake (fresh DH); the current keys serve until it completes.
  * STS_ERR_STATE for a responder or while a handshake is in flight;
@@ -162,7 +176,8 @@ int sts_session_peer_static(const struct sts_session *s, uint8_t out[STS_X25519_
 int sts_session_authenticated(const struct sts_session *s);
 
 /* Bytes this session occupies: the struct plus its heap (topics, the
- * message buffers, any handshake in flight). */
+ * message buffers, the previous epoch's key while kept, any handshake in
+ * flight), and its settings unless other sessions share them. */
 size_t sts_session_memory(const struct sts_session *s);
 
 /* Wipes every secret and frees s (NULL is fine). */

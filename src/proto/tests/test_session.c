@@ -1112,7 +1112,58 @@ static void test_memory(void)
 
     CHECK(sts_session_start(i.s, now) == 0);
     printf("during a re-handshake: %zu bytes\n", sts_session_memory(i.s));
+    pump(&i, &r);
+    /* The previous keys' receive slot is kept for the grace time only. */
+    size_t regrown = sts_session_memory(r.s);
+    CHECK(regrown > grown);
+    now += STS_SESSION_EPOCH_GRACE + STS_SESSION_HANDSHAKE_TIMEOUT;
+    sts_session_tick(r.s, now);
+    CHECK(sts_session_memory(r.s) == grown);
+    printf("after a re-handshake: %zu bytes, %zu after the grace time\n", regrown, grown);
     unpair(&i, &r);
+}
+
+/* Responders made from one set of shared settings: each works on its own
+ * topics, counts none of the settings' memory, and keeps them when the
+ * maker drops its reference. */
+static void test_shared(void)
+{
+    struct peer i[2], r[2];
+    struct sts_session_config cr = config(&r[0], STS_ROLE_RESPONDER, r_priv);
+    struct sts_session_shared *sh;
+    static const char *const up[2] = { "plant/a/up", "plant/b/up" }, *const down[2] = { "plant/a/down", "plant/b/down" };
+    cr.topic_in = cr.topic_out = NULL;
+    CHECK(sts_session_shared_new(&sh, &cr) == 0);
+    for (int k = 0; k < 2; k++) {
+        struct sts_session_config ci = config(&i[k], STS_ROLE_INITIATOR, i_priv);
+        ci.topic_out = up[k];
+        ci.topic_in = down[k];
+        peer_open(&i[k], &ci);
+        memset(&r[k], 0, sizeof r[k]);
+        CHECK(sts_session_new_shared(&r[k].s, sh, down[k], up[k], &r[k]) == 0);
+        i[k].trusted[0] = r_pub;
+        r[k].trusted[0] = i_pub;
+    }
+    struct sts_session *alone;
+    cr.topic_in = up[0];
+    cr.topic_out = down[0];
+    CHECK(sts_session_new(&alone, &cr) == 0);
+    CHECK(sts_session_memory(r[0].s) + sts_session_shared_memory() == sts_session_memory(alone));
+    sts_session_free(alone);
+    sts_session_shared_free(sh);
+    for (int k = 0; k < 2; k++) {
+        CHECK(sts_session_start(i[k].s, now) == 0);
+        pump(&i[k], &r[k]);
+        CHECK(r[k].established == 1 && i[k].established == 1);
+        send_text(&i[k], "m1");
+        pump(&i[k], &r[k]);
+        CHECK(r[k].messages == 1);
+    }
+    unpair(&i[0], &r[0]);
+    CHECK(sts_session_start(i[1].s, now) == 0); /* the keys still serve the other */
+    pump(&i[1], &r[1]);
+    CHECK(r[1].established == 2);
+    unpair(&i[1], &r[1]);
 }
 
 /* Messages of growing and shrinking sizes arrive intact through the
@@ -1309,6 +1360,7 @@ int main(void)
     test_limits_and_echo();
     test_topics_bound();
     test_memory();
+    test_shared();
     test_message_sizes();
     test_low_order_initreq();
     test_replayed_initreq();
