@@ -3,16 +3,13 @@
 -- scripts/group_chat.lua).
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 describe("groups", function()
   local broker, dir
   local ids = {}
 
   local function identity(name)
-    local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
-    assert(keyfiles.write_pair(dir .. "/" .. name))
-    id.hex = test.read_file(id.pub):match("\n(%x+)")
+    local id = test.identity(dir, name)
     ids[name] = id
     return id
   end

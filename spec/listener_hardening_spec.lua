@@ -5,24 +5,10 @@
 -- with the broker's powers is a raw client that records and publishes frames.
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 local INITREQ = 1
 
-local function identity(dir, name)
-  local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
-  id.fingerprint = assert(keyfiles.write_pair(dir .. "/" .. name))
-  id.hex = test.read_file(id.pub):match("\n(%x+)")
-  return id
-end
-
--- A trust file of lines { id, extra words }.
-local function trust_file(path, lines)
-  local out = {}
-  for _, l in ipairs(lines) do out[#out + 1] = l[1].hex .. " " .. l[1].name .. (l[2] and " " .. l[2] or "") end
-  test.write_file(path, table.concat(out, "\n") .. "\n")
-  return path
-end
+local identity, trust_file = test.identity, test.trust_file
 
 describe("listener hardening", function()
   local broker, dir, gateway_id, s7, s99, s8

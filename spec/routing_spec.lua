@@ -5,7 +5,6 @@
 -- process, so a regression fails one test rather than the whole file.
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 -- Runs `source` (formatted with the extra arguments) as a script in its own
 -- process; returns the process once it ended, or fails if it hangs.
@@ -27,12 +26,7 @@ end
 describe("message routing and object lifetime", function()
   local broker, dir, alice, bob
 
-  local function identity(name)
-    local id = { key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
-    assert(keyfiles.write_pair(dir .. "/" .. name))
-    id.hex = test.read_file(id.pub):match("\n(%x+)")
-    return id
-  end
+  local function identity(name) return test.identity(dir, name) end
 
   setup(function()
     broker = test.broker()

@@ -5,7 +5,6 @@
 -- here by a plain client, and the listener's counters are read directly.
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 -- The frame's layout (src/proto/sealed.h): version, type, pattern, suite,
 -- [K: key id (8)], counter (8), then the Noise message.
@@ -22,9 +21,7 @@ describe("sealed readings (API)", function()
 
   -- dir/NAME.key and .pub; { key, pub, hex, fingerprint }.
   local function identity(name)
-    local id = { key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
-    id.fingerprint = assert(keyfiles.write_pair(dir .. "/" .. name))
-    id.hex = test.read_file(id.pub):match("\n(%x+)")
+    local id = test.identity(dir, name)
     ids[name] = id
     return id
   end

@@ -4,7 +4,6 @@
 -- and a raw MQTT client that captures and replays frames.
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 local GATEWAY = "scripts/sealed-gateway.lua"
 local SENSOR = "scripts/sealed-sensor.lua"
@@ -29,8 +28,7 @@ describe("sealed readings", function()
 
   --- Makes dir/NAME.key and .pub; returns the public key's hex.
   local function keypair(name)
-    assert(keyfiles.write_pair(dir .. "/" .. name))
-    return test.read_file(dir .. "/" .. name .. ".pub"):match("\n(%x+)")
+    return test.identity(dir, name).hex
   end
 
   setup(function()

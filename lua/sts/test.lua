@@ -12,6 +12,7 @@
 --   ...
 --   broker:stop()
 local sts = require "sts"
+local keyfiles = require "sts.keyfiles"
 
 local test = {}
 
@@ -60,6 +61,29 @@ function test.tmpdir()
   p:close()
   made_dirs[#made_dirs + 1] = dir
   return dir
+end
+
+--- An identity in one call: a new key pair written as dir/NAME.key (mode
+-- 0600) and dir/NAME.pub. Returns { name, key = path, pub = path, hex = the
+-- public key in hex, fingerprint }.
+function test.identity(dir, name)
+  local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
+  id.fingerprint = assert(keyfiles.write_pair(dir .. "/" .. name))
+  id.hex = read_file(id.pub):match("\n(%x+)")
+  return id
+end
+
+--- A trust file at path accepting each of ids under its name; an entry may
+-- be { id, "topic/filter" } to bind that key to the filter's topics.
+-- Returns path.
+function test.trust_file(path, ids)
+  local lines = {}
+  for _, entry in ipairs(ids) do
+    local id, binding = entry[1] or entry, entry[2]
+    lines[#lines + 1] = id.hex .. " " .. id.name .. (binding and " " .. binding or "")
+  end
+  write_file(path, table.concat(lines, "\n") .. "\n")
+  return path
 end
 
 --- Polls `check` (a function) every `step` seconds, running the sts loop in
