@@ -210,9 +210,7 @@ static int names_a_peer(const struct llistener *li, const char *topic)
     size_t len = 0;
     if (!li->bind_name || !li->trust) return 1;
     const char *level = sts_topic_plus_level(li->filter, topic, &len);
-    for (size_t i = 0; level && i < li->trust->n; i++)
-        if (is_name(level, len, li->trust->entries[i].name)) return 1;
-    return 0;
+    return level && sts_trust_has_name(li->trust, level, len);
 }
 
 enum stsl_refusal stsl_listener_refusal(const struct llistener *li, const char *topic,
