@@ -324,6 +324,17 @@ local function broker_config(b)
     lines[#lines + 1] = "certfile " .. b.tls.certfile
     lines[#lines + 1] = "keyfile " .. b.tls.keyfile
   end
+  if b.bridge then
+    -- A bridge as a multi-broker deployment has one: every topic both ways,
+    -- at QoS 1, loops broken by mosquitto's bridge flag (try_private).
+    lines[#lines + 1] = "connection bridge-" .. b.bridge.port
+    lines[#lines + 1] = "address 127.0.0.1:" .. b.bridge.port
+    lines[#lines + 1] = "topic # both 1"
+    lines[#lines + 1] = "try_private true"
+    lines[#lines + 1] = "cleansession true"
+    lines[#lines + 1] = "restart_timeout 1"
+    lines[#lines + 1] = "notifications false"
+  end
   for _, extra in ipairs(b.extra or {}) do lines[#lines + 1] = extra end
   return table.concat(lines, "\n") .. "\n"
 end
@@ -332,11 +343,14 @@ end
 --   tls = true         TLS listener with a CA made for this broker (broker.ca)
 --   users = {name=pw}  username/password authentication
 --   config = {lines}   extra mosquitto.conf lines
+--   bridge = broker    bridged to that broker (running): every topic, both ways;
+--                      test.until_subscribed across it tells when it is up
 -- Returns a broker with host, port, ca (with tls), dir, :stop(), :start(),
 -- :restart(), :log().
 function test.broker(opts)
   opts = opts or {}
-  local b = setmetatable({ host = "127.0.0.1", dir = test.tmpdir(), extra = opts.config, users = opts.users }, Broker)
+  local b = setmetatable({ host = "127.0.0.1", dir = test.tmpdir(), extra = opts.config, users = opts.users,
+                          bridge = opts.bridge }, Broker)
   if opts.tls then
     b.tls = test.make_certificates(b.dir, "broker")
     b.ca = b.tls.cafile

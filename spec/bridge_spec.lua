@@ -1,0 +1,95 @@
+-- Sessions across two mosquitto brokers bridged to each other, as a fleet
+-- with several brokers carries them (docs/DEPLOY.md): the gateways on one
+-- broker, the sensors on the other, and two gateways sharing the sensors by
+-- topic partition, each sensor served by exactly one.
+local sts = require "sts"
+local test = require "sts.test"
+
+describe("sessions across bridged brokers", function()
+  local near, far, dir, gw1, gw2, sensors
+  local clients = {}
+
+  local function connect(broker)
+    local c = assert(sts.connect(broker:options()))
+    clients[#clients + 1] = c
+    return c
+  end
+
+  -- A gateway on the near broker for the sensors under prefix.
+  local function gateway(id, prefix, trust, on_session)
+    return assert(sts.listen(connect(near), { sub = prefix .. "/+/up", pub = prefix .. "/+/down",
+      identity = id.key, trust = trust, timeout = 5 }, on_session))
+  end
+
+  -- A sensor on the far broker: an IK handshake to the gateway it pins.
+  local function sensor(prefix, id, gateway_id)
+    return sts.handshake(connect(far), { role = "initiator", pub = prefix .. "/" .. id.name .. "/up",
+      sub = prefix .. "/" .. id.name .. "/down", identity = id.key, peer = gateway_id.pub, timeout = 5 })
+  end
+
+  setup(function()
+    near = test.broker()
+    far = test.broker{ bridge = near }
+    dir = test.tmpdir()
+    gw1, gw2 = test.identity(dir, "gateway-1"), test.identity(dir, "gateway-2")
+    sensors = { a = test.identity(dir, "sensor-a"), b = test.identity(dir, "sensor-b") }
+    test.trust_file(dir .. "/gateway-1.trust", { sensors.a })
+    test.trust_file(dir .. "/gateway-2.trust", { sensors.b })
+    -- The bridge is up once a message published far reaches a subscriber near.
+    local probed
+    assert(connect(near):subscribe("probe/#", function() probed = true end))
+    test.until_subscribed(connect(far), "probe/up", "0", function() return probed end)
+  end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:disconnect() end
+    clients = {}
+  end)
+  teardown(function()
+    far:stop()
+    near:stop()
+    test.cleanup()
+  end)
+
+  it("hand-shake, carry messages both ways once each, and close with an authenticated KILL", function()
+    local up, down = test.tally(), test.tally()
+    local gateway_side, closed
+    local l = gateway(gw1, "plant/a", dir .. "/gateway-1.trust", function(s)
+      gateway_side = s
+      s:on("message", up.add)
+      s:on("close", function(reason) closed = reason end)
+    end)
+    local s = assert(sensor("plant/a", sensors.a, gw1))
+    s:on("message", down.add)
+    assert.truthy(test.wait_until(function() return gateway_side end))
+    assert.equal(sensors.a.fingerprint, gateway_side.peer)
+    for n = 1, 200 do
+      assert(s:send(tostring(n)))
+      assert(gateway_side:send(tostring(n)))
+    end
+    assert(up:all_once(200))
+    assert(down:all_once(200))
+    s:close("sensor going to sleep")
+    assert.equal("sensor going to sleep", test.wait_until(function() return closed end))
+    assert.truthy(test.wait_until(function() return l:stats().sessions == 0 end))
+    l:close()
+  end)
+
+  it("let two gateways share the sensors by topic partition, each sensor served by one", function()
+    local served = { [1] = {}, [2] = {} }
+    local function record(n) return function(s) served[n][#served[n] + 1] = s.topic end end
+    local l1 = gateway(gw1, "plant/a", dir .. "/gateway-1.trust", record(1))
+    local l2 = gateway(gw2, "plant/b", dir .. "/gateway-2.trust", record(2))
+    assert(sensor("plant/a", sensors.a, gw1))
+    assert(sensor("plant/b", sensors.b, gw2))
+    assert.truthy(test.wait_until(function() return #served[1] == 1 and #served[2] == 1 end))
+    assert.same({ "plant/a/sensor-a/up" }, served[1])
+    assert.same({ "plant/b/sensor-b/up" }, served[2])
+    -- A sensor pinning the other partition's gateway gets no session.
+    local s, err = sensor("plant/b", sensors.a, gw1)
+    assert.is_nil(s)
+    assert.matches("timeout", err)
+    assert.same({ "plant/b/sensor-b/up" }, served[2])
+    l1:close()
+    l2:close()
+  end)
+end)
