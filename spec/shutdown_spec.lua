@@ -14,7 +14,10 @@ local function identity(dir, name)
   return id
 end
 
--- The gateway: a listener for sd/+/up, a will on sd/will; prints "ready PID".
+-- The gateway: a listener for sd/+/up, a will on sd/will; prints "ready PID"
+-- from the loop (the scripts here all do: SIGTERM, SIGINT and SIGHUP get
+-- the built-in handling only while the loop runs, so a signal sent on an
+-- earlier "ready" could do what it does outside the loop, and end them).
 -- On SIGUSR1 it queues `bulk` QoS 1 messages and has SIGTERM sent to itself
 -- by another process before the loop has had a turn to send them.
 local GATEWAY = [[
@@ -36,7 +39,7 @@ sts.signal("USR1", function()
   os.execute("kill -TERM " .. pid)
 end)
 assert(client:flush(5))
-print("ready " .. pid)
+sts.after(0, function() print("ready " .. pid) end)
 sts.run()
 print("must not get here: the shutdown exits")
 ]]
@@ -202,7 +205,8 @@ describe("the clean shutdown", function()
       local g = assert(sts.group.join(c, { group = "sdg", identity = %q, keyserver = %q, prefix = "sdg" }))
       g:on("message", function() end)
       local f = assert(io.open("/proc/self/stat"))
-      print("joined " .. f:read("n"))
+      local pid = f:read("n")
+      sts.after(0, function() print("joined " .. pid) end)
       sts.run()
     ]], broker.port, alice.key, ks.pub))
     local p = test.spawn_script(path)
@@ -250,7 +254,8 @@ describe("the clean shutdown", function()
       io.stdout:setvbuf("line")
       local c = assert(sts.connect{ port = %d })
       local f = assert(io.open("/proc/self/stat"))
-      print("ready " .. f:read("n"))
+      local pid = f:read("n")
+      sts.after(0, function() print("ready " .. pid) end)
       sts.run()
     ]], broker.port))
     local p = test.spawn_script(path)
