@@ -15,13 +15,15 @@
  * never-completed sessions, and counts every refusal by reason and by peer.
  *
  * A listener is a userdata with one user value: a table holding the client,
- * the trust list, the on_session handler and its sessions by topic (for
- * listener:sessions() and to keep them reachable). */
+ * the trust list and the on_session handler. Its sessions are found through
+ * its registry (each is kept reachable by its anchor while open), and share
+ * one copy of the settings and keys: a listener holds thousands. */
 #include "lua/session.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "mqtt/registry.h"
 #include "mqtt/topic.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #include <mbedtls/constant_time.h>
@@ -85,7 +87,8 @@ struct llistener {
     struct sts_registry sessions; /* exact topic -> its session */
     char *filter, *pub;
     char *trust_path;             /* the trust file, for reload_trust; NULL: none */
-    struct policy policy;         /* every session's settings */
+    struct policy policy;         /* every session's settings (its private key wiped: see shared) */
+    struct sts_session_shared *shared; /* the engine's settings and keys, shared by every session */
     struct stsl_anchor anchor;
     int closing;
     int bind_name;                /* the + level of a topic must be the peer's name */
@@ -242,13 +245,8 @@ static struct lsession *add_session(lua_State *L, struct llistener *li, const ch
         return refuse(li, R_TOPIC_TOO_LONG, topic, NULL), NULL;
     if (!stsl_anchor_push(L, &li->anchor)) return NULL;
     int listener = lua_gettop(L);
-    struct policy p = li->policy; /* the copy's key pointers must point into the copy */
-    if (p.cfg.static_priv) p.cfg.static_priv = p.identity, p.cfg.static_pub = p.identity_pub;
-    if (p.cfg.peer_static) p.cfg.peer_static = p.peer;
-    stsl_get_uv(L, listener, "client");
-    stsl_get_uv(L, listener, "trust");
-    struct lsession *ls = stsl_session_new(L, listener + 1, listener + 2, &p, STS_ROLE_RESPONDER, topic, out);
-    mbedtls_platform_zeroize(&p, sizeof p);
+    struct lsession *ls = stsl_listener_session_new(L, listener, li, li->client, li->trust, &li->policy, li->shared,
+                                                    topic, out);
     if (!ls) {
         sts_warn("listener %s: no session for %s: %s", li->filter, topic, lua_tostring(L, -1));
     } else if (!(ls->sub = sts_registry_add(&li->sessions, topic, 0, on_session_frame, ls))) {
@@ -256,13 +254,7 @@ static struct lsession *add_session(lua_State *L, struct llistener *li, const ch
         stsl_session_close(L, -1, ls, "out of memory");
         ls = NULL;
     } else {
-        ls->listener = li;
         ls->give_up = sts_now() + 1.5 * li->policy.cfg.handshake_timeout;
-        lua_pushvalue(L, listener);
-        lua_setiuservalue(L, -2, UV_LISTENER);
-        stsl_get_uv(L, listener, "sessions");
-        lua_pushvalue(L, -2);
-        lua_setfield(L, -2, topic);
         li->nsessions++;
         li->nhalf_open++;
     }
@@ -274,7 +266,7 @@ void stsl_listener_established(lua_State *L, int session, struct lsession *ls)
 {
     ls->listener->nhalf_open--;
     ls->listener->handshakes++;
-    lua_getiuservalue(L, session, UV_LISTENER);
+    lua_getiuservalue(L, session, UV_OWNER);
     int listener = lua_gettop(L);
     if (stsl_get_uv(L, listener, "on_session") == LUA_TFUNCTION && !ls->quiet) {
         lua_pushvalue(L, session);
@@ -287,7 +279,7 @@ void stsl_listener_established(lua_State *L, int session, struct lsession *ls)
 
 /* A closed session leaves its listener, so that the next handshake on its
  * topic makes a new session rather than reach a closed one. */
-void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
+void stsl_listener_forget(struct lsession *ls)
 {
     struct llistener *li = ls->listener;
     struct sts_filter *f = ls->sub->filter;
@@ -295,11 +287,41 @@ void stsl_listener_forget(lua_State *L, int session, struct lsession *ls)
     sts_registry_collect(&li->sessions, f);
     li->nsessions--;
     if (!ls->established) li->nhalf_open--;
-    lua_getiuservalue(L, session, UV_LISTENER);
-    stsl_get_uv(L, -1, "sessions");
-    lua_pushnil(L);
-    lua_setfield(L, -2, ls->topic_in);
-    lua_pop(L, 2);
+}
+
+typedef int (*session_filter)(const struct llistener *li, const struct lsession *ls);
+
+struct collecting {
+    lua_State *L;
+    const struct llistener *li;
+    session_filter want;
+    int table, n;
+};
+
+static void collect_session(void *ctx, struct sts_filter *f)
+{
+    struct collecting *c = ctx;
+    for (struct sts_mqtt_sub *sub = f->subs; sub; sub = sub->next) {
+        struct lsession *ls = sub->ud;
+        if (sub->fn && (!c->want || c->want(c->li, ls)) && stsl_anchor_push(c->L, &ls->anchor))
+            lua_rawseti(c->L, c->table, ++c->n);
+    }
+}
+
+/* Pushes an array of the listener's open sessions that `want` (NULL: all),
+ * a copy (closing one takes it out of the registry), and returns how many. */
+static int push_sessions(lua_State *L, struct llistener *li, session_filter want)
+{
+    lua_createtable(L, want ? 0 : (int)li->nsessions, 0);
+    struct collecting c = { L, li, want, lua_gettop(L), 0 };
+    sts_registry_each(&li->sessions, collect_session, &c);
+    return c.n;
+}
+
+static int is_established(const struct llistener *li, const struct lsession *ls)
+{
+    (void)li;
+    return ls->established;
 }
 
 /* --- INITREQs: replay cache, cookies, the work queue ------------------------------------ */
@@ -529,25 +551,21 @@ static void on_frame(void *ud, const struct sts_mqtt_message *msg)
 
 /* --- idle sessions ----------------------------------------------------------------------- */
 
+static int is_idle(const struct llistener *li, const struct lsession *ls)
+{
+    return ls->established && sts_now() - ls->last_seen >= li->idle;
+}
+
 /* Closes the established sessions nothing authentic came from for `idle`
  * seconds, after their idle handler. */
 static void sweep_idle(struct sts_timer *t, void *ud)
 {
     struct llistener *li = ud;
     lua_State *L = stsl_main();
-    double now = sts_now();
     (void)t;
     if (!stsl_anchor_push(L, &li->anchor)) return;
     int listener = lua_gettop(L);
-    stsl_get_uv(L, listener, "sessions");
-    lua_newtable(L); /* the idle ones: closing takes them out of `sessions` */
-    int idle = lua_gettop(L), n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idle - 1)) {
-        struct lsession *ls = stsl_check_session(L, -1);
-        if (ls->established && now - ls->last_seen >= li->idle) lua_rawseti(L, idle, ++n);
-        else lua_pop(L, 1);
-    }
+    int n = push_sessions(L, li, is_idle), idle = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, idle, i);
         struct lsession *ls = stsl_check_session(L, -1);
@@ -567,8 +585,19 @@ static void sweep_idle(struct sts_timer *t, void *ud)
 
 static int listener_close(lua_State *L);
 
+/* The client closes: its sessions hear it first, as a session of
+ * sts.handshake does. */
 static int listener_client_closed(lua_State *L)
 {
+    struct llistener *li = check_listener(L, 1);
+    int finalizing = lua_toboolean(L, 2);
+    int n = push_sessions(L, li, NULL), sessions = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, sessions, i);
+        stsl_session_client_closed(L, -1, finalizing);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 1);
     return listener_close(L);
 }
 
@@ -658,8 +687,12 @@ static int l_listen(lua_State *L)
     li->idle = idle;
     li->bind_name = bind;
     li->trust = lua_touserdata(L, 4);
+    rc = stsl_session_shared(&p, &li->shared);
     li->policy = p;
     mbedtls_platform_zeroize(&p, sizeof p);
+    /* The shared settings hold the keys now: no pointer to the policy's copy. */
+    mbedtls_platform_zeroize(li->policy.identity, sizeof li->policy.identity);
+    li->policy.cfg.static_priv = li->policy.cfg.static_pub = li->policy.cfg.peer_static = NULL;
     luaL_setmetatable(L, LISTENER_MT);
     read_rates(L, 2, li);
     sts_timer_init(&li->work, run_jobs, li);
@@ -671,9 +704,8 @@ static int l_listen(lua_State *L)
     lua_setfield(L, -2, "trust");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, "on_session");
-    lua_newtable(L);
-    lua_setfield(L, -2, "sessions");
     lua_setiuservalue(L, 5, 1);
+    if (rc != 0) return stsl_fail(L, "session: %s", sts_strerror(rc));
     li->filter = strdup(sub);
     li->pub = strdup(pub);
     const char *trust_path = lua_isnil(L, 4) ? NULL : stsl_opt_string(L, 2, "trust", NULL);
@@ -698,15 +730,13 @@ static int l_listen(lua_State *L)
 /* listener:sessions() -> { [topic] = session } of the established ones */
 static int listener_sessions(lua_State *L)
 {
-    check_listener(L, 1);
-    lua_newtable(L);
-    stsl_get_uv(L, 1, "sessions");
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        if (stsl_check_session(L, -1)->established) lua_setfield(L, -4, lua_tostring(L, -2));
-        else lua_pop(L, 1);
+    struct llistener *li = check_listener(L, 1);
+    int n = push_sessions(L, li, is_established), array = lua_gettop(L);
+    lua_createtable(L, 0, n);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, array, i);
+        lua_setfield(L, -2, stsl_check_session(L, -1)->topic_in);
     }
-    lua_pop(L, 1);
     return 1;
 }
 
@@ -718,21 +748,30 @@ static void add_count(lua_State *L, const char *name, uint64_t n)
     stsl_set_count(L, name, n);
 }
 
-/* Bytes the sessions hold (C only: engine, binding, topics), in all and the
- * half-open ones. */
-static void sum_memory(lua_State *L, uint64_t *all, uint64_t *half_open)
+struct memory {
+    uint64_t all, half_open;
+};
+
+static void add_memory(void *ctx, struct sts_filter *f)
 {
-    *all = *half_open = 0;
-    stsl_get_uv(L, 1, "sessions");
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        const struct lsession *ls = stsl_check_session(L, -1);
+    struct memory *m = ctx;
+    for (struct sts_mqtt_sub *sub = f->subs; sub; sub = sub->next) {
+        const struct lsession *ls = sub->ud;
+        if (!sub->fn) continue;
         uint64_t n = sizeof *ls + strlen(ls->topic_in) + strlen(ls->topic_out) + 2 + (ls->s ? sts_session_memory(ls->s) : 0);
-        *all += n;
-        if (!ls->established) *half_open += n;
-        lua_pop(L, 1);
+        m->all += n;
+        if (!ls->established) m->half_open += n;
     }
-    lua_pop(L, 1);
+}
+
+/* Bytes the sessions hold (C only: engine, binding, topics, and once the
+ * settings they share), in all and the half-open ones. */
+static void sum_memory(struct llistener *li, uint64_t *all, uint64_t *half_open)
+{
+    struct memory m = { 0, 0 };
+    sts_registry_each(&li->sessions, add_memory, &m);
+    *all = m.all ? m.all + sts_session_shared_memory() : 0;
+    *half_open = m.half_open;
 }
 
 /* listener:stats() -> counts: sessions by state, handshakes, refusals by
@@ -742,7 +781,7 @@ static int listener_stats(lua_State *L)
     struct llistener *li = check_listener(L, 1);
     char fp[STS_FINGERPRINT_LEN + 1];
     uint64_t total = 0, memory, memory_half_open;
-    sum_memory(L, &memory, &memory_half_open);
+    sum_memory(li, &memory, &memory_half_open);
     lua_createtable(L, 0, 14);
     stsl_set_count(L, "memory", memory);
     stsl_set_count(L, "memory_half_open", memory_half_open);
@@ -776,15 +815,13 @@ static void retrust_sessions(lua_State *L, struct llistener *li)
 {
     int trust = lua_gettop(L);
     const struct sts_trust *t = lua_touserdata(L, trust);
-    stsl_get_uv(L, 1, "sessions");
-    lua_newtable(L); /* the revoked: closing takes them out of `sessions` */
+    int all = push_sessions(L, li, NULL), sessions = lua_gettop(L);
+    lua_newtable(L); /* the revoked */
     int revoked = lua_gettop(L), n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, revoked - 1)) {
+    for (int i = 1; i <= all; i++) {
+        lua_rawgeti(L, sessions, i);
         struct lsession *ls = stsl_check_session(L, -1);
         ls->trust = t;
-        lua_pushvalue(L, trust);
-        lua_setiuservalue(L, -2, UV_TRUST);
         if (ls->established && ls->has_peer_key &&
             stsl_listener_refusal(li, ls->topic_in, sts_trust_find(t, ls->peer_key)) != STSL_REFUSAL_NONE)
             lua_rawseti(L, revoked, ++n);
@@ -827,12 +864,7 @@ static int listener_close(lua_State *L)
     sts_timer_stop(sts_loop_default(), &li->work);
     sts_timer_stop(sts_loop_default(), &li->sweep);
     drop_jobs(li);
-    stsl_get_uv(L, 1, "sessions");
-    int sessions = lua_gettop(L);
-    lua_newtable(L); /* a copy: closing a session takes it out of the table */
-    int copy = lua_gettop(L), n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, sessions)) lua_rawseti(L, copy, ++n);
+    int n = push_sessions(L, li, NULL), copy = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, copy, i);
         stsl_session_close(L, -1, stsl_check_session(L, -1), "listener closed");
@@ -859,6 +891,8 @@ static int listener_gc(lua_State *L)
     free(li->seen);
     li->filter = li->pub = NULL;
     li->seen = NULL;
+    sts_session_shared_free(li->shared); /* the sessions still open hold their own references */
+    li->shared = NULL;
     mbedtls_platform_zeroize(&li->policy, sizeof li->policy);
     mbedtls_platform_zeroize(li->secret, sizeof li->secret);
     return 0;

@@ -40,16 +40,6 @@ static int is_open(const struct lsession *ls)
     return ls->s && !ls->closing && ls->anchor.ref != LUA_NOREF;
 }
 
-/* The session's second timer, which serves one purpose at a time: a
- * responder's wait for its initiator until established, then handing kept
- * messages to a new message handler. */
-static void start_later(struct lsession *ls, sts_timer_fn fn, double delay)
-{
-    sts_timer_stop(loop(), &ls->later);
-    sts_timer_init(&ls->later, fn, ls);
-    sts_timer_start(loop(), &ls->later, delay, 0);
-}
-
 /* Pushes the script's handler (UV_ON_*); returns 0 (nothing pushed) if
  * there is none or no script code may run. */
 static int push_handler(lua_State *L, int idx, const struct lsession *ls, enum stsl_session_uv handler)
@@ -70,14 +60,16 @@ static void push_peer(lua_State *L, const struct lsession *ls)
 
 /* --- the session's links to the loop and the client --------------------------- */
 
-/* Sets the timer to the engine's next deadline after a call made at `now`.
- * A frame seldom moves the deadline: the timer is left alone then, as moving
- * it in the loop's heap is most of the cost. */
+/* Sets the timer to the engine's next deadline after a call made at `now`
+ * (or to the give-up time, or to now for kept messages). A frame seldom
+ * moves the deadline: the timer is left alone then, as moving it in the
+ * loop's heap is most of the cost. */
 static void rearm(struct lsession *ls, double now)
 {
     if (!ls->s || ls->closing) return;
     double next = sts_session_tick(ls->s, now);
-    if (ls->listener && !ls->established && ls->give_up < next) next = ls->give_up;
+    if (!ls->established && ls->give_up > 0 && ls->give_up < next) next = ls->give_up;
+    if (ls->kept_due) next = now;
     if (!isfinite(next)) {
         sts_timer_stop(loop(), &ls->timer);
     } else if (next != ls->deadline || !sts_timer_active(&ls->timer)) {
@@ -129,7 +121,8 @@ static uint64_t wall_stamp(void *ctx)
 static void settle(lua_State *L, int session, int ok, const char *reason)
 {
     session = lua_absindex(L, session);
-    if (lua_getiuservalue(L, session, UV_PENDING) == LUA_TNIL) {
+    /* None (a listener's session has no such value) or nil: no one waits. */
+    if (lua_getiuservalue(L, session, UV_PENDING) <= LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
@@ -146,7 +139,8 @@ static void settle(lua_State *L, int session, int ok, const char *reason)
 
 static void keep_message(struct lsession *ls, const uint8_t *data, size_t len)
 {
-    int rc = sts_backlog_push(&ls->kept, sts_now(), NULL, 0, data, len, NULL);
+    if (!ls->kept && (ls->kept = malloc(sizeof *ls->kept)) != NULL) sts_backlog_init(ls->kept, MAX_KEPT, NULL);
+    int rc = ls->kept ? sts_backlog_push(ls->kept, sts_now(), NULL, 0, data, len, NULL) : STS_ERR_NOMEM;
     if (rc != 0)
         sts_warn("session %s: dropped a message: no message handler, %s", ls->topic_in,
                  rc == STS_ERR_TOO_BIG ? "backlog full" : sts_strerror(rc));
@@ -187,8 +181,7 @@ static void on_established(lua_State *L, int session, struct lsession *ls, const
     ls->has_peer_key = len == STS_X25519_LEN;
     if (ls->has_peer_key) memcpy(ls->peer_key, peer, STS_X25519_LEN);
     if (!ls->established) {
-        ls->established = 1;
-        sts_timer_stop(loop(), &ls->later); /* the wait is over */
+        ls->established = 1; /* the wait is over */
         sts_info("session %s: established%s", ls->topic_in, sts_session_authenticated(ls->s) ? "" : " (unauthenticated)");
         settle(L, session, 1, "established");
         if (ls->listener) stsl_listener_established(L, session, ls);
@@ -257,8 +250,14 @@ static void on_event(void *ctx, enum sts_session_event ev, const uint8_t *data, 
     lua_settop(L, session - 1);
 }
 
-/* Timer: the engine's deadline (retransmit, timeout, rekey), and for a
- * listener's session that never got established, giving up on it. */
+static void free_kept(struct lsession *ls)
+{
+    if (!ls->kept) return;
+    sts_backlog_clear(ls->kept);
+    free(ls->kept);
+    ls->kept = NULL;
+}
+
 /* A listener's session holds no engine once closed: its memory goes now,
  * not when Lua collects the userdata, and never under the engine's own call. */
 static void free_engine(struct lsession *ls)
@@ -266,31 +265,13 @@ static void free_engine(struct lsession *ls)
     if (ls->busy || !ls->closing || !ls->listener) return;
     sts_session_free(ls->s);
     ls->s = NULL;
-    sts_backlog_clear(&ls->kept);
+    free_kept(ls);
 }
 
 static void engine_done(struct lsession *ls)
 {
     ls->busy--;
     free_engine(ls);
-}
-
-static void on_timer(struct sts_timer *t, void *ud)
-{
-    struct lsession *ls = ud;
-    lua_State *L = stsl_main();
-    double now = sts_now();
-    (void)t;
-    if (ls->listener && !ls->established && now >= ls->give_up) {
-        if (stsl_anchor_push(L, &ls->anchor)) {
-            stsl_session_close(L, lua_gettop(L), ls, "dropped");
-            lua_pop(L, 1);
-        }
-        return;
-    }
-    ls->busy++;
-    rearm(ls, now);
-    engine_done(ls);
 }
 
 void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg)
@@ -313,22 +294,65 @@ static void on_frame(void *ud, const struct sts_mqtt_message *msg)
 }
 
 /* Hands messages that came before the handler was set to it, from the loop. */
-static void replay_kept(struct sts_timer *t, void *ud)
+static void replay_kept(lua_State *L, int session, struct lsession *ls)
 {
-    struct lsession *ls = ud;
-    lua_State *L = stsl_main();
-    (void)t;
-    if (!stsl_anchor_push(L, &ls->anchor)) return;
-    int session = lua_gettop(L);
-    for (struct sts_backlog_item *it = sts_backlog_take(&ls->kept), *next; it; it = next) {
+    struct sts_backlog *kept = ls->kept;
+    ls->kept = NULL; /* a handler that closes the session must not free it under us */
+    for (struct sts_backlog_item *it = kept ? sts_backlog_take(kept) : NULL, *next; it; it = next) {
         next = it->next;
         deliver_message(L, session, ls, it->data, it->len);
-        sts_backlog_item_free(&ls->kept, it);
+        sts_backlog_item_free(kept, it);
     }
-    lua_settop(L, session - 1);
+    free(kept); /* emptied */
 }
 
 /* --- creating and closing sessions ---------------------------------------------- */
+
+static void set_callbacks(struct sts_session_config *cfg, enum sts_role role)
+{
+    cfg->role = role;
+    cfg->trust = trust_check;
+    cfg->emit = emit_frame;
+    cfg->on_event = on_event;
+    cfg->timestamp = wall_stamp;
+}
+
+static void on_timer(struct sts_timer *t, void *ud);
+
+/* Pushes a session userdata with nuv user values, its engine not made yet.
+ * Returns NULL (an error message pushed) when out of memory. */
+static struct lsession *push_session(lua_State *L, int nuv, struct lclient *client, const struct sts_trust *trust,
+                                     const struct policy *p, const char *topic_in, const char *topic_out)
+{
+    struct lsession *ls = lua_newuserdatauv(L, sizeof *ls, nuv);
+    memset(ls, 0, sizeof *ls);
+    stsl_anchor_init(&ls->anchor);
+    ls->qos = (unsigned)p->qos;
+    ls->client = client;
+    ls->trust = trust;
+    ls->trust_any = !!p->trust_any;
+    sts_timer_init(&ls->timer, on_timer, ls);
+    luaL_setmetatable(L, SESSION_MT);
+    size_t in_len = strlen(topic_in) + 1, out_len = strlen(topic_out) + 1;
+    if (!(ls->topic_in = malloc(in_len + out_len))) {
+        lua_pushliteral(L, "out of memory");
+        return NULL;
+    }
+    ls->topic_out = memcpy(ls->topic_in + in_len, topic_out, out_len);
+    memcpy(ls->topic_in, topic_in, in_len);
+    return ls;
+}
+
+/* The engine made (rc), the session runs. */
+static struct lsession *session_made(lua_State *L, struct lsession *ls, int rc)
+{
+    if (rc != 0) {
+        lua_pushfstring(L, "session: %s", sts_strerror(rc));
+        return NULL;
+    }
+    stsl_anchor_set(L, -1, &ls->anchor);
+    return ls;
+}
 
 static int session_client_closed(lua_State *L);
 
@@ -337,45 +361,48 @@ struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct po
 {
     client = lua_absindex(L, client);
     trust = lua_absindex(L, trust);
-    struct lsession *ls = lua_newuserdatauv(L, sizeof *ls, UV_COUNT);
-    memset(ls, 0, sizeof *ls);
-    stsl_anchor_init(&ls->anchor);
-    ls->qos = p->qos;
-    ls->client = stsl_check_client(L, client);
-    ls->trust = lua_isnil(L, trust) ? NULL : lua_touserdata(L, trust);
-    ls->trust_any = p->trust_any;
-    sts_timer_init(&ls->timer, on_timer, ls);
-    sts_backlog_init(&ls->kept, MAX_KEPT, NULL);
-    luaL_setmetatable(L, SESSION_MT);
-    lua_pushvalue(L, client);
-    lua_setiuservalue(L, -2, UV_CLIENT);
-    lua_pushvalue(L, trust);
-    lua_setiuservalue(L, -2, UV_TRUST);
-
-    ls->topic_in = strdup(topic_in);
-    ls->topic_out = strdup(topic_out);
-    if (!ls->topic_in || !ls->topic_out) {
+    struct lsession *ls = push_session(L, UV_COUNT, stsl_check_client(L, client),
+                                       lua_isnil(L, trust) ? NULL : lua_touserdata(L, trust), p, topic_in, topic_out);
+    if (!ls) {
         mbedtls_platform_zeroize(p->identity, sizeof p->identity);
-        lua_pushliteral(L, "out of memory");
         return NULL;
     }
-    p->cfg.role = role;
+    lua_pushvalue(L, client);
+    lua_setiuservalue(L, -2, UV_OWNER);
+    lua_pushvalue(L, trust);
+    lua_setiuservalue(L, -2, UV_TRUST);
+    set_callbacks(&p->cfg, role);
     p->cfg.topic_in = topic_in;
     p->cfg.topic_out = topic_out;
-    p->cfg.trust = trust_check;
-    p->cfg.emit = emit_frame;
-    p->cfg.on_event = on_event;
-    p->cfg.timestamp = wall_stamp;
     p->cfg.ctx = ls;
     int rc = sts_session_new(&ls->s, &p->cfg);
     mbedtls_platform_zeroize(p->identity, sizeof p->identity);
-    if (rc != 0) {
-        lua_pushfstring(L, "session: %s", sts_strerror(rc));
-        return NULL;
-    }
-    stsl_anchor_set(L, -1, &ls->anchor);
+    if (!session_made(L, ls, rc)) return NULL;
     stsl_client_on_close(L, client, -1, session_client_closed);
     return ls;
+}
+
+int stsl_session_shared(const struct policy *p, struct sts_session_shared **out)
+{
+    struct sts_session_config cfg = p->cfg;
+    set_callbacks(&cfg, STS_ROLE_RESPONDER);
+    return sts_session_shared_new(out, &cfg);
+}
+
+/* The listener holds the client (closing its sessions when the client
+ * closes) and the trust list: its sessions refer to neither. */
+struct lsession *stsl_listener_session_new(lua_State *L, int listener, struct llistener *li, struct lclient *client,
+                                           const struct sts_trust *trust, const struct policy *p,
+                                           struct sts_session_shared *sh, const char *topic_in,
+                                           const char *topic_out)
+{
+    listener = lua_absindex(L, listener);
+    struct lsession *ls = push_session(L, UV_LISTENER_COUNT, client, trust, p, topic_in, topic_out);
+    if (!ls) return NULL;
+    ls->listener = li;
+    lua_pushvalue(L, listener);
+    lua_setiuservalue(L, -2, UV_OWNER);
+    return session_made(L, ls, sts_session_new_shared(&ls->s, sh, topic_out, topic_in, ls));
 }
 
 void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *reason)
@@ -383,13 +410,14 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     if (!is_open(ls)) return; /* already closed, or finalized (lua_close goes in any order) */
     ls->closing = 1;
     idx = lua_absindex(L, idx);
-    sts_timer_stop(loop(), &ls->later);
-    lua_getiuservalue(L, idx, UV_CLIENT);
-    stsl_client_on_close(L, lua_gettop(L), idx, NULL);
-    lua_pop(L, 1);
+    if (!ls->listener) {
+        lua_getiuservalue(L, idx, UV_OWNER);
+        stsl_client_on_close(L, lua_gettop(L), idx, NULL);
+        lua_pop(L, 1);
+    }
     sts_session_close(ls->s, sts_now(), reason);
     if (ls->listener) {
-        stsl_listener_forget(L, idx, ls);
+        stsl_listener_forget(ls);
     } else {
         struct sts_mqtt *m = stsl_client_mqtt(ls->client);
         if (m && ls->sub) sts_mqtt_unsubscribe(m, ls->sub);
@@ -400,25 +428,31 @@ void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *
     free_engine(ls);
 }
 
-/* The client a session publishes through is closing: the session ends with
- * it (its KILL still goes out), and a pending sts.handshake returns. When the
- * client is being finalized, no script code runs. */
-static int session_client_closed(lua_State *L)
+/* The session ends with its client (its KILL still goes out), and a pending
+ * sts.handshake returns. When the client is being finalized, no script code
+ * runs. */
+void stsl_session_client_closed(lua_State *L, int idx, int finalizing)
 {
-    struct lsession *ls = stsl_check_session(L, 1);
-    if (!is_open(ls)) return 0;
-    ls->quiet = lua_toboolean(L, 2);
+    struct lsession *ls = stsl_check_session(L, idx);
+    idx = lua_absindex(L, idx);
+    if (!is_open(ls)) return;
+    ls->quiet = !!finalizing;
     ls->told_end = 1;
     if (!ls->established) {
-        settle(L, 1, 0, "client closed");
+        settle(L, idx, 0, "client closed");
     } else if (ls->tap.ended) {
         ls->tap.ended(ls->tap.ud, ls, "client closed", ls->quiet);
-    } else if (push_handler(L, 1, ls, UV_ON_CLOSE)) {
+    } else if (push_handler(L, idx, ls, UV_ON_CLOSE)) {
         lua_pushliteral(L, "client closed");
         stsl_pcall(L, 1, 0, "session close handler");
     }
     ls->quiet = 1; /* the close handler has had its say */
-    stsl_session_close(L, 1, ls, "client closed");
+    stsl_session_close(L, idx, ls, "client closed");
+}
+
+static int session_client_closed(lua_State *L)
+{
+    stsl_session_client_closed(L, 1, lua_toboolean(L, 2));
     return 0;
 }
 
@@ -440,17 +474,42 @@ static void push_wait_failure(lua_State *L, const struct lsession *ls)
     luaL_pushresult(&b);
 }
 
-static void wait_expired(struct sts_timer *t, void *ud)
+/* Not established by its give-up time: a listener drops the session, a
+ * responder's sts.handshake returns. */
+static void give_up(lua_State *L, int session, struct lsession *ls)
 {
-    struct lsession *ls = ud;
-    lua_State *L = stsl_main();
-    (void)t;
-    if (ls->established || !stsl_anchor_push(L, &ls->anchor)) return;
-    int session = lua_gettop(L);
+    if (ls->listener) {
+        stsl_session_close(L, session, ls, "dropped");
+        return;
+    }
     push_wait_failure(L, ls);
     settle(L, session, 0, lua_tostring(L, -1));
     stsl_session_close(L, session, ls, "timeout");
-    lua_settop(L, session - 1);
+    lua_pop(L, 1);
+}
+
+/* Timer: the engine's deadline (retransmit, timeout, rekey), giving up on a
+ * session never established, and kept messages for a new handler. */
+static void on_timer(struct sts_timer *t, void *ud)
+{
+    struct lsession *ls = ud;
+    lua_State *L = stsl_main();
+    double now = sts_now();
+    (void)t;
+    if ((!ls->established && ls->give_up > 0 && now >= ls->give_up) || ls->kept_due) {
+        if (!stsl_anchor_push(L, &ls->anchor)) return;
+        int session = lua_gettop(L);
+        if (ls->kept_due) {
+            ls->kept_due = 0;
+            replay_kept(L, session, ls);
+        } else {
+            give_up(L, session, ls);
+        }
+        lua_settop(L, session - 1);
+    }
+    ls->busy++;
+    rearm(ls, now);
+    engine_done(ls);
 }
 
 /* sts.handshake(client, opts) -> session | nil, message */
@@ -479,10 +538,10 @@ static int l_handshake(lua_State *L)
     lua_setiuservalue(L, 4, UV_PENDING);
     double now = sts_now();
     if (role == STS_ROLE_INITIATOR) sts_session_start(ls->s, now);
-    rearm(ls, now);
     /* A responder waits for its initiator as long as `wait` says (default:
      * for ever); the engine bounds the handshake itself once it starts. */
-    if (role == STS_ROLE_RESPONDER && p.wait >= 0) start_later(ls, wait_expired, p.wait);
+    if (role == STS_ROLE_RESPONDER && p.wait >= 0) ls->give_up = now + p.wait;
+    rearm(ls, now);
     return stsl_future_await(L, 5, -1);
 }
 
@@ -532,7 +591,10 @@ static int session_on(lua_State *L)
     lua_settop(L, 3);
     lua_setiuservalue(L, 1, handlers[e]);
     /* Kept messages go to a new message handler from the loop, like any other. */
-    if (e == 0 && set && ls->kept.head) start_later(ls, replay_kept, 0);
+    if (e == 0 && set && ls->kept && ls->kept->head && is_open(ls)) {
+        ls->kept_due = 1;
+        rearm(ls, sts_now());
+    }
     lua_settop(L, 1);
     return 1;
 }
@@ -622,13 +684,11 @@ static int session_gc(lua_State *L)
     ls->finalizing = 1;
     if (is_open(ls) && stsl_client_mqtt(ls->client)) sts_session_close(ls->s, sts_now(), "exit");
     sts_timer_stop(loop(), &ls->timer);
-    sts_timer_stop(loop(), &ls->later);
-    sts_backlog_clear(&ls->kept);
+    free_kept(ls);
     sts_session_free(ls->s);
     ls->s = NULL;
     mbedtls_platform_zeroize(ls->peer_key, sizeof ls->peer_key);
     free(ls->topic_in);
-    free(ls->topic_out);
     ls->topic_in = ls->topic_out = NULL;
     return 0;
 }

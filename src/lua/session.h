@@ -29,12 +29,16 @@ struct policy {
 struct llistener;
 struct lsession;
 
-/* A session userdata's user values. */
+/* A session userdata's user values. A listener's session has only the first
+ * UV_LISTENER_COUNT (its listener holds the client and the trust list): a
+ * listener holds thousands. */
 enum stsl_session_uv {
-    UV_CLIENT = 1, UV_TRUST, UV_PENDING, UV_LISTENER,
-    UV_ON_MESSAGE, UV_ON_CLOSE, UV_ON_ESTABLISHED, UV_ON_IDLE,
-    UV_INFO, /* the table handed with every message, made with the first */
-    UV_COUNT = UV_INFO
+    UV_ON_MESSAGE = 1, UV_ON_CLOSE, UV_ON_ESTABLISHED, UV_ON_IDLE,
+    UV_INFO,  /* the table handed with every message, made with the first */
+    UV_OWNER, /* the listener that made it, else the client it publishes through */
+    UV_LISTENER_COUNT = UV_OWNER,
+    UV_TRUST, UV_PENDING,
+    UV_COUNT = UV_PENDING
 };
 
 /* A consumer of a session in C (a group member, the key server): it takes
@@ -52,34 +56,38 @@ struct lsession {
     struct sts_session *s;      /* NULL once finalized */
     struct lclient *client;
     const struct sts_trust *trust;
-    int trust_any;
     struct stsl_session_tap tap; /* message == NULL: none */
-    uint8_t peer_key[STS_X25519_LEN]; /* the authenticated peer's static key, */
-    int has_peer_key;                 /* once established (not NN) */
     struct llistener *listener; /* the listener that made it, or NULL */
     struct sts_mqtt_sub *sub;   /* where its frames come from */
-    char *topic_in, *topic_out;
-    int qos;
-    struct sts_timer timer;     /* the engine's next deadline, */
-    double deadline;            /* which it was last armed for */
-    struct sts_timer later;     /* a responder's sts.handshake gives up, or (once
-                                   established) kept messages go to a new handler */
-    struct sts_backlog kept;    /* messages that came before a message handler */
+    char *topic_in, *topic_out; /* one allocation, at topic_in */
+    /* The engine's next deadline, or the give-up time, or (kept_due) now for
+     * kept messages to go to a new handler; */
+    struct sts_timer timer;
+    double deadline;            /* the time it was last armed for */
+    /* Not established by then (0: never), a listener's session is dropped
+     * and sts.handshake's responder stops waiting. */
+    double give_up;
+    struct sts_backlog *kept;   /* messages that came before a message handler, or NULL */
     struct stsl_anchor anchor;
-    int established;            /* ESTABLISHED was reported once */
-    int closing;                /* stsl_session_close has begun */
-    int quiet;                  /* closing from a finalizer: no script code runs */
-    int finalizing;             /* being collected: the engine's events go nowhere */
-    double give_up;             /* a listener's session not established by then is dropped */
     uint64_t rejections;
     double last_seen;           /* when the last frame that authenticated (or the first handshake message) came */
     uint64_t bytes_in, bytes_out;
-    int busy;                   /* inside the engine: a closed listener session's is freed after */
-    int told_end;               /* the end was reported to the script once */
+    uint8_t peer_key[STS_X25519_LEN]; /* the authenticated peer's static key, once established (not NN) */
     /* The peer key the trust check saw for the frame being read, and why it
      * refused it (an enum stsl_refusal), for the listener's rejections. */
     uint8_t seen_key[STS_X25519_LEN];
-    int has_seen_key, refusal;
+    int busy;                   /* inside the engine: a closed listener session's is freed after */
+    unsigned qos : 2;
+    unsigned trust_any : 1;
+    unsigned has_peer_key : 1;
+    unsigned has_seen_key : 1;
+    unsigned refusal : 2;
+    unsigned established : 1;   /* ESTABLISHED was reported once */
+    unsigned closing : 1;       /* stsl_session_close has begun */
+    unsigned quiet : 1;         /* closing from a finalizer: no script code runs */
+    unsigned finalizing : 1;    /* being collected: the engine's events go nowhere */
+    unsigned told_end : 1;      /* the end was reported to the script once */
+    unsigned kept_due : 1;      /* kept messages wait for the timer */
 };
 
 /* Why a trust check refused a key. */
@@ -107,6 +115,17 @@ struct lsession *stsl_check_session(lua_State *L, int idx);
  * NULL with an error message pushed. */
 struct lsession *stsl_session_new(lua_State *L, int client, int trust, struct policy *p,
                                   enum sts_role role, const char *topic_in, const char *topic_out);
+/* The settings a listener's responders share, from p (its keys copied). */
+int stsl_session_shared(const struct policy *p, struct sts_session_shared **out);
+/* Pushes a new responder of the listener li (the userdata at `listener`),
+ * with the settings sh made from li's policy p. As stsl_session_new. */
+struct lsession *stsl_listener_session_new(lua_State *L, int listener, struct llistener *li, struct lclient *client,
+                                           const struct sts_trust *trust, const struct policy *p,
+                                           struct sts_session_shared *sh, const char *topic_in,
+                                           const char *topic_out);
+/* The client a session publishes through is closing (finalizing: being
+ * collected, no script code runs): the session at idx ends with it. */
+void stsl_session_client_closed(lua_State *L, int idx, int finalizing);
 /* A frame for the session, as it came from the broker. */
 void stsl_session_receive(struct lsession *ls, const struct sts_mqtt_message *msg);
 void stsl_session_close(lua_State *L, int idx, struct lsession *ls, const char *reason);
@@ -118,7 +137,7 @@ void stsl_session_tap(struct lsession *ls, const struct stsl_session_tap *tap);
 
 /* --- listeners (llisten.c), told by their sessions --- */
 void stsl_listener_established(lua_State *L, int session, struct lsession *ls);
-void stsl_listener_forget(lua_State *L, int session, struct lsession *ls);
+void stsl_listener_forget(struct lsession *ls);
 /* A frame or handshake of a listener's session was refused (the engine's reason name). */
 void stsl_listener_rejected(struct lsession *ls, const char *reason);
 /* May a listener's session answer unauthenticated input with a RESYNC now? */
