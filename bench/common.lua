@@ -147,4 +147,41 @@ function common.throughput_summary(rounds)
   }
 end
 
+--- What a bench's data file says it measured: "commit abc1234" of the
+-- working tree (with "+ uncommitted changes" when files other than the data
+-- and figures differ from it) and the UTC date.
+function common.provenance()
+  local function sh(cmd)
+    local p = io.popen(cmd .. " 2>/dev/null")
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  local commit = sh("git rev-parse --short HEAD"):match("%x+") or "unknown"
+  local dirty = sh("git status --porcelain -uno -- . ':!bench/data' ':!docs/figures'") ~= ""
+  return string.format("commit %s%s, %s", commit, dirty and " + uncommitted changes" or "", os.date("!%Y-%m-%d"))
+end
+
+--- Writes rows of numbers or words as a whitespace-separated table that
+-- gnuplot reads (bench/plot): the lines of `about` (a string or a list, may
+-- be nil) as comments, then `header`, the column names, as the last comment
+-- line, then one line per row. Creates the file's directory.
+function common.write_table(path, header, rows, about)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir then assert(os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'"), "mkdir " .. dir) end
+  local lines = {}
+  for _, line in ipairs(type(about) == "table" and about or { about }) do lines[#lines + 1] = "# " .. line end
+  lines[#lines + 1] = "# " .. table.concat(header, " ")
+  for _, row in ipairs(rows) do
+    local fields = {}
+    for k, v in ipairs(row) do
+      fields[k] = math.type(v) == "float" and string.format("%.6g", v) or tostring(v)
+    end
+    lines[#lines + 1] = table.concat(fields, " ")
+  end
+  local f = assert(io.open(path, "w"))
+  assert(f:write(table.concat(lines, "\n"), "\n"))
+  assert(f:close())
+end
+
 return common

@@ -9,7 +9,9 @@
 --   4. memory of a listener holding --sessions established sessions.
 --   STS_BUILD_DIR=build build/sts-lua bench/session.lua [--part 1|2|3|4] [--count M] [--runs N]
 --     [--size 64,256,1024,16384] [--suite 25519_ChaChaPoly_SHA256,25519_AESGCM_SHA256]
---     [--handshakes N] [--sessions N]
+--     [--handshakes N] [--sessions N] [--data DIR]
+--   --data DIR: parts 1 and 2 also write DIR/handshakes.dat and
+--   DIR/throughput.dat, the tables bench/plot draws.
 -- Each role is also started by itself (see the roles below), e.g.
 --   sts-lua bench/session.lua --role enc-recv -p PORT --count N --size S --keys DIR
 local sts = require "sts"
@@ -17,7 +19,7 @@ local cli = require "sts.cli"
 
 local opts = cli.parse(arg, {
   usage = "sts-lua bench/session.lua [--part 1|2|3|4] [--count M] [--runs N] [--size S,...] [--suite NAME,...] "
-    .. "[--handshakes N] [--sessions N]",
+    .. "[--handshakes N] [--sessions N] [--data DIR]",
   options = {
     role = { "--role" },
     part = { "--part", number = true },
@@ -32,6 +34,7 @@ local opts = cli.parse(arg, {
     keys = { "--keys" },
     parallel = { "--parallel", number = true, default = 1 },
     hold = { "--hold", flag = true },
+    data = { "--data" },
   },
 })
 local SUITES = "25519_ChaChaPoly_SHA256,25519_AESGCM_SHA256"
@@ -137,8 +140,8 @@ local function initiate()
   for _ = 1, opts.parallel do start_next() end
   done:wait()
   local wall, cpu = sts.now() - t0, os.clock() - c0
-  print(string.format("initiator: handshakes %d failed %d latency_median %.6f latency_p90 %.6f cpu_median %.6f cpu_total %.6f wall %.3f",
-    #latencies, failures, median(latencies), percentile(latencies, 0.9), median(cpus), cpu, wall))
+  print(string.format("initiator: handshakes %d failed %d latency_median %.6f latency_p95 %.6f cpu_median %.6f cpu_total %.6f wall %.3f",
+    #latencies, failures, median(latencies), percentile(latencies, 0.95), median(cpus), cpu, wall))
   sts.sleep(0.5) -- the last confirmations and AUTHREQs go out
   assert(c:publish(DONE_TOPIC, tostring(#latencies), { qos = 1 }))
   c:flush(5)
@@ -192,6 +195,15 @@ end
 
 -- --- comparing -----------------------------------------------------------------
 
+-- With --data DIR, a table of a part's results as DIR/NAME (bench/plot's input),
+-- its first comment line saying what was measured when.
+local function write_data(name, header, rows, what)
+  if not opts.data then return end
+  common.write_table(opts.data .. "/" .. name, header, rows,
+    string.format("bench/session.lua, sts-lua %s, %s: %s", sts.version, common.provenance(), what))
+  print("(written to " .. opts.data .. "/" .. name .. ")")
+end
+
 -- Part 2: per size, --runs rounds of plain MQTT (bench/pubsub.lua's roles,
 -- `c:publish(topic, payload)`) and of a session per suite, alternating, so
 -- that what else the shared machine runs falls on all of them alike. msg/s
@@ -208,6 +220,7 @@ local function throughput(test, broker, role)
   print(string.format("%7s %-24s %9s %8s %8s %8s %8s %9s %11s %9s %s", "size", "", "msg/s", "sender", "broker",
     "receiver", "total", "ratio CPU", "ratio msg/s", "received", "CPU ratio of each round pair, min-max"))
   local pid = broker.process.pid
+  local data = {}
   for _, size in ipairs(common.list(opts.size)) do
     local args = string.format("--count %d --size %d", opts.count, size)
     local pubsub = function(r)
@@ -224,20 +237,28 @@ local function throughput(test, broker, role)
       end
     end
     local plain = common.throughput_summary(rounds.plain)
-    local function row(label, r, ratio, spread)
+    -- pair_ratios: the CPU ratios of the round pairs run one after the other.
+    local function row(label, mode, r, pair_ratios)
+      local ratio, low, high = plain.total / r.total, 1.0, 1.0
+      if pair_ratios then low, high = common.percentile(pair_ratios, 0), common.percentile(pair_ratios, 1) end
       print(string.format("%5d B %-24s %9.0f %8.2f %8.2f %8.2f %8.2f %9s %11s %9d %s", size, label, r.rate, r.sender,
-        r.broker, r.receiver, r.total, ratio and string.format("%.3f", plain.total / r.total) or "",
-        ratio and string.format("%.3f", r.rate / plain.rate) or "", r.fewest, spread or ""))
+        r.broker, r.receiver, r.total, pair_ratios and string.format("%.3f", ratio) or "",
+        pair_ratios and string.format("%.3f", r.rate / plain.rate) or "", r.fewest,
+        pair_ratios and string.format("%.3f-%.3f", low, high) or ""))
+      data[#data + 1] = { size, mode, r.rate, r.total, r.sender, r.broker, r.receiver, ratio, low, high,
+                          r.rate / plain.rate, r.fewest }
     end
-    row("plain MQTT", plain)
+    row("plain MQTT", "plain", plain)
     for _, suite in ipairs(suites) do
-      -- The ratios of the rounds run one after the other, as a spread.
       local pairs_ratio = {}
       for k, r in ipairs(rounds[suite]) do pairs_ratio[k] = common.round_cpu(rounds.plain[k]) / common.round_cpu(r) end
-      row(suite, common.throughput_summary(rounds[suite]), true,
-        string.format("%.3f-%.3f", common.percentile(pairs_ratio, 0), common.percentile(pairs_ratio, 1)))
+      row(suite, suite, common.throughput_summary(rounds[suite]), pairs_ratio)
     end
   end
+  write_data("throughput.dat", { "size_bytes", "mode", "msg_per_s", "cpu_us_per_msg_total", "sender", "broker",
+    "receiver", "ratio", "ratio_min", "ratio_max", "msg_per_s_ratio", "received_min" }, data,
+    string.format("QoS 0, %d messages a round, median of %d rounds; CPU in µs per received message; ratio: plain's "
+      .. "CPU over the mode's (min, max: of the round pairs); AEAD backend %s", opts.count, opts.runs, backend))
 end
 
 local function compare()
@@ -278,7 +299,8 @@ local function compare()
     end, { qos = 0 }))
 
     print(string.format("\n1. Handshakes (%d per pattern, one at a time, each on its own topics; listener responder)", opts.handshakes))
-    print(string.format("%-4s %10s %10s %14s %14s %12s %12s", "", "median ms", "p90 ms", "init CPU ms", "resp CPU ms", "wire bytes", "(+ confirm)"))
+    print(string.format("%-4s %10s %10s %14s %14s %12s %12s", "", "median ms", "p95 ms", "init CPU ms", "resp CPU ms", "wire bytes", "(+ confirm)"))
+    local data = {}
     for _, pattern in ipairs({ "XX", "IK", "NN" }) do
       wire.by_type = {}
       local listener = test.spawn(role("listen", string.format("--count %d --pattern %s", opts.handshakes, pattern)))
@@ -292,14 +314,19 @@ local function compare()
       local hs_bytes = 0
       for t = 1, 3 do hs_bytes = hs_bytes + (wire.by_type[t] and wire.by_type[t].bytes or 0) end
       local enc = wire.by_type[5] or { bytes = 0, frames = 0 }
-      print(string.format("%-4s %10.2f %10.2f %14.3f %14.3f %12.1f %12.1f", pattern,
-        1000 * field(i_out, "latency_median"), 1000 * field(i_out, "latency_p90"),
-        1000 * field(i_out, "cpu_median"), 1000 * field(l_out, "cpu") / opts.handshakes,
-        hs_bytes / opts.handshakes, enc.bytes / opts.handshakes))
+      local row = { pattern, 1000 * field(i_out, "latency_median"), 1000 * field(i_out, "latency_p95"),
+                    1000 * field(i_out, "cpu_median"), 1000 * field(l_out, "cpu") / opts.handshakes,
+                    hs_bytes / opts.handshakes, enc.bytes / opts.handshakes }
+      print(string.format("%-4s %10.2f %10.2f %14.3f %14.3f %12.1f %12.1f", table.unpack(row)))
+      data[#data + 1] = row
       initiator:kill()
       listener:kill()
     end
     sniffer:disconnect()
+    write_data("handshakes.dat", { "pattern", "latency_ms_median", "latency_ms_p95", "initiator_cpu_ms",
+      "responder_cpu_ms", "bytes", "confirm_bytes" }, data, string.format("%d handshakes per pattern, one at a time, "
+      .. "listener responder; initiator CPU: median, responder CPU: mean; bytes: handshake frames per handshake",
+      opts.handshakes))
   end
 
   if wanted(2) then throughput(test, broker, role) end
