@@ -325,11 +325,13 @@ local function broker_config(b)
     lines[#lines + 1] = "keyfile " .. b.tls.keyfile
   end
   if b.bridge then
-    -- A bridge as a multi-broker deployment has one: every topic both ways,
-    -- at QoS 1, loops broken by mosquitto's bridge flag (try_private).
+    -- A bridge as a multi-broker deployment has one: the topics both ways at
+    -- QoS 1 unless told, loops broken by mosquitto's bridge flag (try_private),
+    -- MQTT 3.1.1 so that any mosquitto (1.x too) or cluster node can be the peer.
     lines[#lines + 1] = "connection bridge-" .. b.bridge.port
     lines[#lines + 1] = "address 127.0.0.1:" .. b.bridge.port
-    lines[#lines + 1] = "topic # both 1"
+    lines[#lines + 1] = "bridge_protocol_version mqttv311"
+    for _, topic in ipairs(b.bridge_topics or { "# both 1" }) do lines[#lines + 1] = "topic " .. topic end
     lines[#lines + 1] = "try_private true"
     lines[#lines + 1] = "cleansession true"
     lines[#lines + 1] = "restart_timeout 1"
@@ -345,12 +347,13 @@ end
 --   config = {lines}   extra mosquitto.conf lines
 --   bridge = broker    bridged to that broker (running): every topic, both ways;
 --                      test.until_subscribed across it tells when it is up
+--   bridge_topics = {} the bridge's "topic" lines instead ("plant/# both 1", ...)
 -- Returns a broker with host, port, ca (with tls), dir, :stop(), :start(),
 -- :restart(), :log().
 function test.broker(opts)
   opts = opts or {}
   local b = setmetatable({ host = "127.0.0.1", dir = test.tmpdir(), extra = opts.config, users = opts.users,
-                          bridge = opts.bridge }, Broker)
+                          bridge = opts.bridge, bridge_topics = opts.bridge_topics }, Broker)
   if opts.tls then
     b.tls = test.make_certificates(b.dir, "broker")
     b.ca = b.tls.cafile
