@@ -887,6 +887,9 @@ describe("sessions at work", function()
       for k = 0, n - 1 do list[#list + 1] = (k // 5 << 32) + k % 5 end
       return list
     end
+    test.wait_until(function() -- the sniffer is not behind
+      return #wire:distinct(w.down, ENC) >= 40 and #wire:distinct(w.up, ENC) >= 41
+    end, 10)
     assert.same(expected(40), counters(w.down))
     assert.same(expected(41), counters(w.up))
     -- Bob left 7 sending epochs and followed Alice into 8. Neither side
