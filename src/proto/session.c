@@ -77,16 +77,20 @@ struct topic {
     size_t len;
 };
 
-/* A buffer the session keeps so that a message needs no allocation of its
- * own. It keeps at most SCRATCH_KEEP bytes between messages: a larger one is
- * made for the message that needs it and freed after, so that a process
- * holding thousands of sessions (a key server) does not keep, in each, the
- * room its largest message ever took. */
-#define SCRATCH_KEEP 2048
+/* The buffers messages pass through: plaintexts being delivered (wiped
+ * after) and frames being sent. The process has one of each, shared by all
+ * its sessions (it is single-threaded: one loop), so that neither a message
+ * nor one of a gateway's thousands of sessions needs memory of its own for
+ * them. A buffer is lent for one call; a call nested in it (a message
+ * handler that makes another session receive) gets one of its own for that
+ * call. The shared ones keep up to SCRATCH_KEEP bytes between messages. */
+#define SCRATCH_KEEP STS_FRAME_MAX_DEFAULT
 struct scratch {
     uint8_t *p;
     size_t cap;
+    unsigned lent : 1, shared : 1;
 };
+static struct scratch plaintexts = { .shared = 1 }, frames = { .shared = 1 };
 
 /* What sessions made alike share (a listener's thousands): one copy of the
  * config and the keys, reference-counted. */
@@ -104,9 +108,6 @@ struct sts_session {
     struct topic out, in;         /* one allocation, at out.ad */
     struct keyset cur;
     struct attempt *hs;
-    /* Separate, because a message handler may send while it reads: rx holds
-     * the plaintext being delivered (wiped after), tx the frame being sent. */
-    struct scratch rx, tx;
     int failure; /* the sts_error behind the last STS_REASON_INTERNAL */
     double established_at, last_resync;
     /* Initiator: the last timestamp sent; responder: the greatest one of an
@@ -167,32 +168,33 @@ static void scratch_free(struct scratch *b)
     b->cap = 0;
 }
 
-/* Room for len bytes (len <= max). The size at least doubles when it grows,
- * so a session reaches its largest message in a few steps; the old buffer
- * is wiped rather than realloc'd, which could leave a copy behind. */
-static int scratch_reserve(struct scratch *b, size_t len, size_t max)
+/* Lends room for len bytes: shared, or own (empty) when shared is lent.
+ * A buffer that must grow is replaced, the old one wiped rather than
+ * realloc'd, which could leave a copy behind. NULL when out of memory. */
+static struct scratch *scratch_lend(struct scratch *shared, struct scratch *own, size_t len)
 {
-    if (len <= b->cap)
-        return 0;
-    size_t cap = 2 * b->cap > len ? 2 * b->cap : len;
-    cap = cap < max ? cap : max;
-    uint8_t *p = malloc(cap);
-    if (!p)
-        return STS_ERR_NOMEM;
-    scratch_free(b);
-    b->p = p;
-    b->cap = cap;
-    return 0;
+    struct scratch *b = shared->lent ? own : shared;
+    if (len > b->cap) {
+        uint8_t *p = malloc(len);
+        if (!p)
+            return NULL;
+        scratch_free(b);
+        b->p = p;
+        b->cap = len;
+    }
+    b->lent = 1;
+    return b;
 }
 
-/* Done with the buffer's first len bytes: wiped, and the buffer freed if it
- * is over SCRATCH_KEEP. */
-static void scratch_done(struct scratch *b, size_t len)
+/* Takes back a lent buffer whose first len bytes were used: wiped, and
+ * freed if it is not a shared one or is over SCRATCH_KEEP. */
+static void scratch_return(struct scratch *b, size_t len)
 {
-    if (b->cap > SCRATCH_KEEP)
-        scratch_free(b);
-    else if (len)
+    if (len)
         mbedtls_platform_zeroize(b->p, len);
+    b->lent = 0;
+    if (!b->shared || b->cap > SCRATCH_KEEP)
+        scratch_free(b);
 }
 
 /* ---- key sets ---------------------------------------------------------- */
@@ -906,23 +908,23 @@ static enum sts_reason sealed_open(struct sts_session *s, double now, const stru
     return r;
 }
 
-/* The plaintext goes to the session's rx buffer, wiped once delivered. An
- * empty one (the first frame under new keys is often one) needs no buffer:
- * a session that only ever got that one keeps none. */
+/* The plaintext goes to a lent buffer, wiped once delivered; an empty one
+ * (the first frame under new keys is often one) needs none. */
 static enum sts_reason on_sealed(struct sts_session *s, double now, const struct sts_frame *f,
                                  const uint8_t *frame)
 {
     size_t len = f->body_len - STS_FRAME_TAG_LEN;
     struct keyset *opened = NULL;
     uint8_t empty[1];
+    struct scratch own = { 0 }, *buf = NULL;
 
-    int err = len ? scratch_reserve(&s->rx, len, s->sh->cfg.max_frame) : 0;
-    if (err)
-        return internal(s, err);
-    uint8_t *pt = len ? s->rx.p : empty;
+    if (len && !(buf = scratch_lend(&plaintexts, &own, len)))
+        return internal(s, STS_ERR_NOMEM);
+    uint8_t *pt = buf ? buf->p : empty;
     enum sts_reason r = sealed_open(s, now, f, frame, pt, &opened);
     if (r) {
-        scratch_done(&s->rx, len); /* a primitive may have failed midway */
+        if (buf)
+            scratch_return(buf, len); /* a primitive may have failed midway */
         return r;
     }
     int replaced = confirmed_by_peer(s, opened, now);
@@ -936,7 +938,8 @@ static enum sts_reason on_sealed(struct sts_session *s, double now, const struct
         report(s, STS_EVENT_CLOSED, pt, len);
     else if (len > 0)
         report(s, STS_EVENT_MESSAGE, pt, len);
-    scratch_done(&s->rx, len);
+    if (buf)
+        scratch_return(buf, len);
     return STS_REASON_NONE;
 }
 
@@ -1287,15 +1290,16 @@ int sts_session_send(struct sts_session *s, double now, const uint8_t *pt, size_
     if (len > s->sh->cfg.max_frame - STS_FRAME_OVERHEAD)
         return STS_ERR_TOO_BIG;
     size_t flen;
-    int err = scratch_reserve(&s->tx, len + STS_FRAME_OVERHEAD, s->sh->cfg.max_frame);
-    if (!err)
-        err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, s->tx.p, &flen);
-    if (err)
-        return err;
-    s->stats.messages_out++;
-    emit(s, s->tx.p, flen);
-    scratch_done(&s->tx, 0); /* a frame is ciphertext: nothing to wipe */
-    return 0;
+    struct scratch own = { 0 }, *buf = scratch_lend(&frames, &own, len + STS_FRAME_OVERHEAD);
+    if (!buf)
+        return STS_ERR_NOMEM;
+    int err = seal(s, &s->cur, now, STS_FRAME_ENC, pt, len, buf->p, &flen);
+    if (!err) {
+        s->stats.messages_out++;
+        emit(s, buf->p, flen);
+    }
+    scratch_return(buf, 0); /* a frame is ciphertext: nothing to wipe */
+    return err;
 }
 
 double sts_session_tick(struct sts_session *s, double now)
@@ -1367,8 +1371,7 @@ int sts_session_authenticated(const struct sts_session *s)
 
 size_t sts_session_memory(const struct sts_session *s)
 {
-    size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len +
-               s->rx.cap + s->tx.cap;
+    size_t n = sizeof *s + 2 * STS_FRAME_SEALED_HEADER_LEN + s->out.len + s->in.len;
     if (s->sh->refs == 1)
         n += sizeof *s->sh;
     if (s->cur.prev)
@@ -1385,8 +1388,6 @@ void sts_session_free(struct sts_session *s)
     drop_attempt(s);
     keyset_wipe(&s->cur);
     free(s->out.ad);
-    scratch_free(&s->rx);
-    scratch_free(&s->tx);
     sts_session_shared_free(s->sh);
     mbedtls_platform_zeroize(s, sizeof *s);
     free(s);
