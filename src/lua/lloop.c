@@ -323,13 +323,23 @@ static int await_in_task(lua_State *L, int idx, double timeout)
 
 static void shut_down(lua_State *L);
 
+static void notify(const char *state)
+{
+    int rc = sts_sd_notify(state);
+    if (rc < 0) sts_warn("sd_notify %s: NOTIFY_SOCKET=%s: %s", state, getenv("NOTIFY_SOCKET"),
+                         rc == STS_ERR_IO ? strerror(errno) : "not an absolute path or @name");
+}
+
 /* Runs the loop until *done, the deadline passes, or nothing is left that
  * could make *done true; a failing poll() is an error. A shutdown asked for
  * meanwhile is done here, and does not return. While the loop runs, SIGTERM
- * and SIGINT ask for one (unless the script watches them). */
-static void run_until(lua_State *L, const int *done, double deadline, const char *who)
+ * and SIGINT ask for one (unless the script watches them). ready: say
+ * READY=1 first, once the signals are served, since a service manager may
+ * send SIGTERM as soon as it reads it. */
+static void run_until(lua_State *L, const int *done, double deadline, const char *who, int ready)
 {
     int serving = sts_signal_serve_defaults(1);
+    if (ready) notify("READY=1");
     while (!*done && !quit.asked) {
         double left = deadline - sts_now();
         if (left <= 0) break;
@@ -347,7 +357,7 @@ static void run_until(lua_State *L, const int *done, double deadline, const char
 static int await_in_main(lua_State *L, int idx, double timeout)
 {
     struct future *f = check_future(L, idx);
-    run_until(L, &f->done, sts_now() + (timeout >= 0 ? timeout : INFINITY), "wait");
+    run_until(L, &f->done, sts_now() + (timeout >= 0 ? timeout : INFINITY), "wait", 0);
     return push_future_values(L, idx);
 }
 
@@ -477,12 +487,6 @@ static int timer_active(lua_State *L)
 
 /* --- the loop --------------------------------------------------------------------- */
 
-static void notify(const char *state)
-{
-    int rc = sts_sd_notify(state);
-    if (rc < 0) sts_warn("sd_notify %s: NOTIFY_SOCKET=%s: %s", state, getenv("NOTIFY_SOCKET"),
-                         rc == STS_ERR_IO ? strerror(errno) : "not an absolute path or @name");
-}
 
 static int l_run(lua_State *L)
 {
@@ -491,10 +495,10 @@ static int l_run(lua_State *L)
     if (L != main_thread || sts_loop_dispatching(loop()))
         return luaL_error(L, "sts.run cannot be called from a handler or a task");
     /* The script has set up what it serves and hands over to the loop. */
-    if (!ready_sent) notify("READY=1");
+    int ready = !ready_sent;
     ready_sent = 1;
     stop_requested = 0;
-    run_until(L, &stop_requested, sts_now() + (limit >= 0 ? limit : INFINITY), "sts.run");
+    run_until(L, &stop_requested, sts_now() + (limit >= 0 ? limit : INFINITY), "sts.run", ready);
     stop_requested = 0;
     return 0;
 }
