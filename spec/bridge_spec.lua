@@ -1,7 +1,8 @@
 -- Sessions across two mosquitto brokers bridged to each other, as a fleet
 -- with several brokers carries them (docs/DEPLOY.md): the gateways on one
--- broker, the sensors on the other, and two gateways sharing the sensors by
--- topic partition, each sensor served by exactly one.
+-- broker, the sensors on the other, joined by one bridge both ways or by one
+-- bridge per direction, and two gateways sharing the sensors by topic
+-- partition, each sensor served by exactly one.
 local sts = require "sts"
 local test = require "sts.test"
 
@@ -15,56 +16,40 @@ describe("sessions across bridged brokers", function()
     return c
   end
 
-  -- A gateway on the near broker for the sensors under prefix.
-  local function gateway(id, prefix, trust, on_session)
-    return assert(sts.listen(connect(near), { sub = prefix .. "/+/up", pub = prefix .. "/+/down",
+  -- A gateway on the near broker (by default) for the sensors under prefix.
+  local function gateway(id, prefix, trust, on_session, broker)
+    return assert(sts.listen(connect(broker or near), { sub = prefix .. "/+/up", pub = prefix .. "/+/down",
       identity = id.key, trust = trust, timeout = 5 }, on_session))
   end
 
-  -- A sensor on the far broker: an IK handshake to the gateway it pins.
-  local function sensor(prefix, id, gateway_id)
-    return sts.handshake(connect(far), { role = "initiator", pub = prefix .. "/" .. id.name .. "/up",
+  -- A sensor on the far broker (by default): an IK handshake to the gateway it pins.
+  local function sensor(prefix, id, gateway_id, broker)
+    return sts.handshake(connect(broker or far), { role = "initiator", pub = prefix .. "/" .. id.name .. "/up",
       sub = prefix .. "/" .. id.name .. "/down", identity = id.key, peer = gateway_id.pub, timeout = 5 })
   end
 
-  setup(function()
-    near = test.broker()
-    -- Only the session subtree crosses (and the probe), as a fleet's bridge
-    -- carries its sessions' prefixes and nothing else.
-    far = test.broker{ bridge = near, bridge_topics = { "plant/# both 1", "probe/# both 0" } }
-    dir = test.tmpdir()
-    gw1, gw2 = test.identity(dir, "gateway-1"), test.identity(dir, "gateway-2")
-    sensors = { a = test.identity(dir, "sensor-a"), b = test.identity(dir, "sensor-b") }
-    test.trust_file(dir .. "/gateway-1.trust", { sensors.a })
-    test.trust_file(dir .. "/gateway-2.trust", { sensors.b })
-    -- The bridge is up once a probe crosses it each way.
-    local function probe(from, to, topic)
-      local probed
-      assert(connect(to):subscribe(topic, function() probed = true end))
-      test.until_subscribed(connect(from), topic, "0", function() return probed end)
-    end
-    probe(far, near, "probe/up")
-    probe(near, far, "probe/down")
-  end)
-  after_each(function()
-    for _, c in ipairs(clients) do c:disconnect() end
-    clients = {}
-  end)
-  teardown(function()
-    far:stop()
-    near:stop()
-    test.cleanup()
-  end)
+  -- The bridges are up once a probe crosses each way.
+  local function probe(from, to, topic)
+    local probed
+    assert(connect(to):subscribe(topic, function() probed = true end))
+    test.until_subscribed(connect(from), topic, "0", function() return probed end)
+  end
+  local function until_bridged(gateways, sensors_broker)
+    probe(sensors_broker, gateways, "probe/up")
+    probe(gateways, sensors_broker, "probe/down")
+  end
 
-  it("hand-shake, carry messages both ways once each, and close with an authenticated KILL", function()
+  -- A session through the bridges: 200 messages each way, each delivered
+  -- once, then the sensor's KILL, authenticated, ends the gateway's side.
+  local function session_through(gateways, sensors_broker)
     local up, down = test.tally(), test.tally()
     local gateway_side, closed
     local l = gateway(gw1, "plant/a", dir .. "/gateway-1.trust", function(s)
       gateway_side = s
       s:on("message", up.add)
       s:on("close", function(reason) closed = reason end)
-    end)
-    local s = assert(sensor("plant/a", sensors.a, gw1))
+    end, gateways)
+    local s = assert(sensor("plant/a", sensors.a, gw1, sensors_broker))
     s:on("message", down.add)
     assert.truthy(test.wait_until(function() return gateway_side end))
     assert.equal(sensors.a.fingerprint, gateway_side.peer)
@@ -78,6 +63,46 @@ describe("sessions across bridged brokers", function()
     assert.equal("sensor going to sleep", test.wait_until(function() return closed end))
     assert.truthy(test.wait_until(function() return l:stats().sessions == 0 end))
     l:close()
+  end
+
+  setup(function()
+    near = test.broker()
+    -- Only the session subtree crosses (and the probe), as a fleet's bridge
+    -- carries its sessions' prefixes and nothing else.
+    far = test.broker{ bridge = near, bridge_topics = { "plant/# both 1", "probe/# both 0" } }
+    dir = test.tmpdir()
+    gw1, gw2 = test.identity(dir, "gateway-1"), test.identity(dir, "gateway-2")
+    sensors = { a = test.identity(dir, "sensor-a"), b = test.identity(dir, "sensor-b") }
+    test.trust_file(dir .. "/gateway-1.trust", { sensors.a })
+    test.trust_file(dir .. "/gateway-2.trust", { sensors.b })
+    until_bridged(near, far)
+  end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:disconnect() end
+    clients = {}
+  end)
+  teardown(function()
+    far:stop()
+    near:stop()
+    test.cleanup()
+  end)
+
+  it("hand-shake, carry messages both ways once each, and close with an authenticated KILL", function()
+    session_through(near, far)
+  end)
+
+  it("do the same over a bridge per direction, each started by the broker whose messages it carries", function()
+    -- The layout docs/DEPLOY.md recommends: a mosquitto bridge at QoS 1 both
+    -- ways stalls a request and its answer on Nagle's algorithm (~44 ms each
+    -- way); one bridge per direction does not.
+    local gateways = test.broker()
+    local sensors_broker = test.broker{ bridge = gateways, bridge_topics = { "plant/+/+/up out 1", "probe/up out 0" } }
+    gateways.bridge, gateways.bridge_topics = sensors_broker, { "plant/+/+/down out 1", "probe/down out 0" }
+    gateways:restart()
+    until_bridged(gateways, sensors_broker)
+    session_through(gateways, sensors_broker)
+    sensors_broker:stop()
+    gateways:stop()
   end)
 
   it("let two gateways share the sensors by topic partition, each sensor served by one", function()

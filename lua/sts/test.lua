@@ -348,6 +348,8 @@ end
 --   bridge = broker    bridged to that broker (running): every topic, both ways;
 --                      test.until_subscribed across it tells when it is up
 --   bridge_topics = {} the bridge's "topic" lines instead ("plant/# both 1", ...)
+--                      (both may be set on a broker before :restart(), for a
+--                      bridge back to a broker started after it)
 -- Returns a broker with host, port, ca (with tls), dir, :stop(), :start(),
 -- :restart(), :log().
 function test.broker(opts)
