@@ -9,21 +9,16 @@
 local sts = require "sts"
 local test = require "sts.test"
 local N = tonumber(arg[1]) or 300
-local function bridge_lines(to, topics)
-  local l = { "connection to-" .. to.port, "address 127.0.0.1:" .. to.port, "bridge_protocol_version mqttv311",
-    "try_private true", "cleansession true", "restart_timeout 1", "notifications false" }
-  for _, t in ipairs(topics) do l[#l + 1] = "topic " .. t end
-  return l
-end
 local mode = arg[2] or "split"
-local near = test.broker{ config = { "set_tcp_nodelay true" } }
+local nodelay = { "set_tcp_nodelay true" }
+local near = test.broker{ config = nodelay }
 local far
 if mode == "split" then
-  far = test.broker{ config = { "set_tcp_nodelay true", table.unpack(bridge_lines(near, { "p/+/up out 1" })) } }
-  near.extra = { "set_tcp_nodelay true", table.unpack(bridge_lines(far, { "p/+/down out 1" })) }
+  far = test.broker{ config = nodelay, bridge = near, bridge_topics = { "p/+/up out 1" } }
+  near.bridge, near.bridge_topics = far, { "p/+/down out 1" }
   near:restart()
 else
-  far = test.broker{ config = { "set_tcp_nodelay true", table.unpack(bridge_lines(near, { "p/# both 1" })) } }
+  far = test.broker{ config = nodelay, bridge = near, bridge_topics = { "p/# both 1" } }
 end
 local dir = test.tmpdir()
 local gw, sn = test.identity(dir, "gw"), test.identity(dir, "s1")
