@@ -289,6 +289,25 @@ void stsl_listener_forget(struct lsession *ls)
     if (!ls->established) li->nhalf_open--;
 }
 
+/* Calls fn(ctx, ls) for each session in the listener's registry. */
+struct each_session {
+    void (*fn)(void *ctx, struct lsession *ls);
+    void *ctx;
+};
+
+static void each_in_filter(void *ctx, struct sts_filter *f)
+{
+    struct each_session *e = ctx;
+    for (struct sts_mqtt_sub *sub = f->subs; sub; sub = sub->next)
+        if (sub->fn) e->fn(e->ctx, sub->ud);
+}
+
+static void each_session(struct llistener *li, void (*fn)(void *ctx, struct lsession *ls), void *ctx)
+{
+    struct each_session e = { fn, ctx };
+    sts_registry_each(&li->sessions, each_in_filter, &e);
+}
+
 typedef int (*session_filter)(const struct llistener *li, const struct lsession *ls);
 
 struct collecting {
@@ -298,14 +317,11 @@ struct collecting {
     int table, n;
 };
 
-static void collect_session(void *ctx, struct sts_filter *f)
+static void collect_session(void *ctx, struct lsession *ls)
 {
     struct collecting *c = ctx;
-    for (struct sts_mqtt_sub *sub = f->subs; sub; sub = sub->next) {
-        struct lsession *ls = sub->ud;
-        if (sub->fn && (!c->want || c->want(c->li, ls)) && stsl_anchor_push(c->L, &ls->anchor))
-            lua_rawseti(c->L, c->table, ++c->n);
-    }
+    if ((!c->want || c->want(c->li, ls)) && stsl_anchor_push(c->L, &ls->anchor))
+        lua_rawseti(c->L, c->table, ++c->n);
 }
 
 /* Pushes an array of the listener's open sessions that `want` (NULL: all),
@@ -314,7 +330,7 @@ static int push_sessions(lua_State *L, struct llistener *li, session_filter want
 {
     lua_createtable(L, want ? 0 : (int)li->nsessions, 0);
     struct collecting c = { L, li, want, lua_gettop(L), 0 };
-    sts_registry_each(&li->sessions, collect_session, &c);
+    each_session(li, collect_session, &c);
     return c.n;
 }
 
@@ -752,16 +768,12 @@ struct memory {
     uint64_t all, half_open;
 };
 
-static void add_memory(void *ctx, struct sts_filter *f)
+static void add_memory(void *ctx, struct lsession *ls)
 {
     struct memory *m = ctx;
-    for (struct sts_mqtt_sub *sub = f->subs; sub; sub = sub->next) {
-        const struct lsession *ls = sub->ud;
-        if (!sub->fn) continue;
-        uint64_t n = sizeof *ls + strlen(ls->topic_in) + strlen(ls->topic_out) + 2 + (ls->s ? sts_session_memory(ls->s) : 0);
-        m->all += n;
-        if (!ls->established) m->half_open += n;
-    }
+    uint64_t n = sizeof *ls + strlen(ls->topic_in) + strlen(ls->topic_out) + 2 + (ls->s ? sts_session_memory(ls->s) : 0);
+    m->all += n;
+    if (!ls->established) m->half_open += n;
 }
 
 /* Bytes the sessions hold (C only: engine, binding, topics, and once the
@@ -769,7 +781,7 @@ static void add_memory(void *ctx, struct sts_filter *f)
 static void sum_memory(struct llistener *li, uint64_t *all, uint64_t *half_open)
 {
     struct memory m = { 0, 0 };
-    sts_registry_each(&li->sessions, add_memory, &m);
+    each_session(li, add_memory, &m);
     *all = m.all ? m.all + sts_session_shared_memory() : 0;
     *half_open = m.half_open;
 }
