@@ -1207,8 +1207,6 @@ int sts_session_new(struct sts_session **out, const struct sts_session_config *c
 {
     struct sts_session_shared *sh;
     *out = NULL;
-    if (!cfg->topic_out || !cfg->topic_in)
-        return STS_ERR_INVALID;
     int err = sts_session_shared_new(&sh, cfg);
     if (!err)
         err = sts_session_new_shared(out, sh, cfg->topic_out, cfg->topic_in, cfg->ctx);
