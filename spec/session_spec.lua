@@ -8,7 +8,6 @@
 -- rejection counters can be read directly.
 local sts = require "sts"
 local test = require "sts.test"
-local keyfiles = require "sts.keyfiles"
 
 local PEER = "spec/peers/session_peer.lua"
 
@@ -23,14 +22,7 @@ end
 
 -- --- identities ------------------------------------------------------------------
 
--- A key pair written as NAME.key (0600) and NAME.pub in dir.
-local function identity(dir, name)
-  local id = { name = name, key = dir .. "/" .. name .. ".key", pub = dir .. "/" .. name .. ".pub" }
-  id.fingerprint = assert(keyfiles.write_pair(dir .. "/" .. name))
-  id.public = test.read_file(id.pub)
-  id.hex = id.public:match("\n(%x+)")
-  return id
-end
+local identity = test.identity
 
 -- A trust file accepting the given identities, with comments around.
 local function trust_file(path, ids)
@@ -1093,7 +1085,7 @@ describe("identity files", function()
     local s, err = try{ identity = dir .. "/missing.key" }
     assert.is_nil(s)
     assert.matches("identity: .*missing%.key: No such file", err)
-    test.write_file(dir .. "/public-as-private.key", id.public, "600") -- a public key where the private one belongs
+    test.write_file(dir .. "/public-as-private.key", test.read_file(id.pub), "600") -- a public key where the private one belongs
     s, err = try{ identity = dir .. "/public-as-private.key" }
     assert.is_nil(s)
     assert.matches("identity: .*not an sts private key file", err)
