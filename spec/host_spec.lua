@@ -101,6 +101,42 @@ describe("the sts-lua command line", function()
     assert.equal("", (run("-e \"warn('on purpose')\"")))
   end)
 
+  it("loads libmosquitto and libcrypto only when it first calls them", function()
+    local broker = test.broker()
+    local dir = test.tmpdir()
+    test.write_file(dir .. "/lazy.lua", [[
+      local function mapped(lib)
+        local maps = assert(io.open("/proc/self/maps")):read("a")
+        return maps:find("/" .. lib .. ".so", 1, true) ~= nil
+      end
+      local sts = require "sts"
+      print("idle", mapped("libmosquitto"), mapped("libcrypto"))
+      local key = string.rep("k", 32)
+      print("computing", mapped("libmosquitto"), sts.decrypt(key, sts.encrypt(key, "reading")))
+      local c = assert(sts.connect{ host = "127.0.0.1", port = tonumber(arg[1]), timeout = 5 })
+      print("connected", c:connected(), mapped("libmosquitto"), mapped("libcrypto"))
+    ]])
+    local out, status = run(test.quote(dir .. "/lazy.lua") .. " " .. broker.port)
+    assert.equal(0, status)
+    assert.equal("idle\tfalse\tfalse\ncomputing\tfalse\treading\nconnected\ttrue\ttrue\ttrue\n", out)
+  end)
+
+  it("exits 127 naming the library when one it loads later is missing", function()
+    local dir = test.tmpdir()
+    local host = assert(io.open(test.sts_lua(), "rb")):read("a")
+    -- The same host, looking for a libmosquitto that no system has.
+    local broken, n = host:gsub("(libmosquitto%.so%.)(%d+)", function(name, v) return name .. ("x"):rep(#v) end)
+    assert.equal(1, n)
+    test.write_file(dir .. "/sts-lua", broken, "755")
+    local p = io.popen(test.quote(dir .. "/sts-lua") .. " -e \"print(require 'sts'.version); require 'sts'.connect{ host = '127.0.0.1', port = 1 }; print 'connected'\" 2>&1; echo \"exit=$?\"")
+    local out = p:read("a")
+    p:close()
+    assert.matches("^%d+%.%d+%.%d+\n", out)
+    assert.matches("error cannot load a library it needs: libmosquitto%.so%.x+: cannot open shared object file", out)
+    assert.not_matches("connected", out)
+    assert.matches("exit=127\n$", out)
+  end)
+
   it("finds the project's Lua modules", function()
     local out, status = run("-e \"print(require('sts.cli') ~= nil, require('sts.test') ~= nil)\"")
     assert.equal(0, status)
