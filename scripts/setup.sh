@@ -11,9 +11,12 @@ STS_PACKAGES=(
   lowdown luarocks systemd prometheus-node-exporter
 )
 
+# sts_install_missing [PACKAGE...]: installs those of the packages (by
+# default STS_PACKAGES) that are not installed.
 sts_install_missing() {
-  local missing=()
-  for pkg in "${STS_PACKAGES[@]}"; do
+  local missing=() wanted=("$@")
+  [ ${#wanted[@]} -eq 0 ] && wanted=("${STS_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
