@@ -124,6 +124,11 @@ describe("the sts-lua command line", function()
   it("exits 127 naming the library when one it loads later is missing", function()
     local dir = test.tmpdir()
     local host = assert(io.open(test.sts_lua(), "rb")):read("a")
+    if host:sub(1, 4) ~= "\127ELF" then
+      -- scripts/cross's wrapper, which runs the target's host under qemu
+      pending("sts-lua is a wrapper script, not the host itself")
+      return
+    end
     -- The same host, looking for a libmosquitto that no system has.
     local broken, n = host:gsub("(libmosquitto%.so%.)(%d+)", function(name, v) return name .. ("x"):rep(#v) end)
     assert.equal(1, n)

@@ -46,8 +46,10 @@ static void missing(const char *what)
 }
 
 /* Stores the address of lib's function name in *fn (a function pointer of
- * the given size): ISO C has no cast from an object pointer to a function's. */
-static void resolve(struct library *lib, const char *name, void *fn, size_t size)
+ * the given size): ISO C has no cast from an object pointer to a function's.
+ * Called once per function, so kept out of line: each definition stays a
+ * test and a jump. */
+__attribute__((noinline, cold)) static void resolve(struct library *lib, const char *name, void *fn, size_t size)
 {
     void *sym;
 
