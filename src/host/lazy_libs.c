@@ -49,7 +49,8 @@ static void missing(const char *what)
  * the given size): ISO C has no cast from an object pointer to a function's.
  * Called once per function, so kept out of line: each definition stays a
  * test and a jump. */
-__attribute__((noinline, cold)) static void resolve(struct library *lib, const char *name, void *fn, size_t size)
+__attribute__((noinline, cold))
+static void resolve(struct library *lib, const char *name, void *fn, size_t size)
 {
     void *sym;
 
@@ -81,6 +82,7 @@ __attribute__((noinline, cold)) static void resolve(struct library *lib, const c
 #define ARGS6 ARGS5, f
 #define ARGS8 ARGS6, g, h
 
+/* real: lib's function name, looked up on the first call. */
 #define REAL(lib, name)                                              \
     static __typeof__(&name) real;                                   \
     if (real == NULL) resolve(&lib, #name, &real, sizeof real)
