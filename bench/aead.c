@@ -9,29 +9,17 @@
 #include "crypto/aead.h"
 #include "crypto/aead_backend.h"
 
+#include "cpu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 enum { MAX_LEN = 16384, RUNS = 7 };
-
-static double cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 static void fail(const char *what)
 {
     fprintf(stderr, "bench: %s failed\n", what);
     exit(1);
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* One call: a seal of pt into ct, or an open of ct into pt (seal = 0). */
@@ -52,12 +40,11 @@ static double per_call(enum sts_aead_alg alg, int seal, size_t len, uint8_t *pt,
     long n = 1 + (long)(50000 / (0.2 + len / 1024.0)); /* ~50 ms at 1 µs per KiB */
 
     for (int run = 0; run < RUNS; run++) {
-        double t0 = cpu_us();
+        double t0 = bench_cpu_us();
         for (long i = 0; i < n; i++) call(alg, seal, len, pt, ct);
-        us[run] = (cpu_us() - t0) / (double)n;
+        us[run] = (bench_cpu_us() - t0) / (double)n;
     }
-    qsort(us, RUNS, sizeof *us, by_value);
-    return us[RUNS / 2];
+    return bench_median(us, RUNS);
 }
 
 int main(void)

@@ -6,24 +6,12 @@
  *   cmake --build build-rel --target bench_x25519 && build-rel/bench/x25519 */
 #include "crypto/x25519.h"
 
+#include "cpu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 enum { OPS = 100, RUNS = 7 };
-
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int ascending(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* The median over RUNS of the CPU ms one operation takes (shared: a DH
  * with a fixed peer; else a fresh key pair). */
@@ -34,16 +22,15 @@ static double median_ms(int shared)
 
     if (sts_x25519_keypair(priv, peer) != 0) exit(1);
     for (int r = 0; r < RUNS; r++) {
-        double start = cpu_ms();
+        double start = bench_cpu_us();
         for (int i = 0; i < OPS; i++)
             if ((shared ? sts_x25519_shared(out, priv, peer) : sts_x25519_keypair(priv, pub)) != 0) {
                 fprintf(stderr, "bench: X25519 failed\n");
                 exit(1);
             }
-        runs[r] = (cpu_ms() - start) / OPS;
+        runs[r] = (bench_cpu_us() - start) / 1e3 / OPS;
     }
-    qsort(runs, RUNS, sizeof *runs, ascending);
-    return runs[RUNS / 2];
+    return bench_median(runs, RUNS);
 }
 
 int main(void)
