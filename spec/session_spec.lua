@@ -853,6 +853,40 @@ describe("sessions at work", function()
     gateway:disconnect()
   end)
 
+  it("hands kept messages to a new handler before one that arrives in the same turn", function()
+    local gateway = assert(sts.connect(broker:options()))
+    local sessions = {}
+    local listener = assert(sts.listen(gateway, { sub = "order/+/up", pub = "order/+/down",
+      identity = bob.key, trust = dir .. "/bob.trust" }, function(session) sessions[#sessions + 1] = session end))
+    local sensor = assert(sts.connect(broker:options()))
+    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "order/alice/up", sub = "order/alice/down",
+      identity = alice.key, peer = bob.pub }))
+    for i = 1, 2 do assert(s:send("kept " .. i)) end
+    assert.truthy(test.wait_until(function() return sessions[1] and sessions[1]:stats().received == 2 end))
+    -- A second subscriber, whose copy of the next frame says the broker has
+    -- sent it to the gateway too: mosquitto_sub ends on its second message,
+    -- the first being a probe that shows it subscribed.
+    local sub = test.spawn(string.format("mosquitto_sub -h 127.0.0.1 -p %d -t order/probe -t order/alice/up -C 2 -v", broker.port))
+    assert(test.wait_until(function()
+      assert(sensor:publish("order/probe", "probe"))
+      return sub:output():find("order/probe", 1, true)
+    end, 10, 0.1), "mosquitto_sub did not subscribe")
+    -- Sent now (libmosquitto writes it at once), and in the gateway's socket
+    -- before its loop next runs, when the handler set here first gets the two
+    -- kept messages.
+    assert(s:send("new 3"))
+    local got = {}
+    sessions[1]:on("message", function(text) got[#got + 1] = text end)
+    local deadline = os.time() + 10
+    while sub:alive() and os.time() <= deadline do os.execute("sleep 0.01") end -- not running this loop
+    assert.is_false(sub:alive(), "mosquitto_sub did not see the frame")
+    assert.truthy(test.wait_until(function() return #got == 3 end))
+    assert.same({ "kept 1", "kept 2", "new 3" }, got)
+    listener:close()
+    sensor:disconnect()
+    gateway:disconnect()
+  end)
+
   it("rekeys by message count while messages keep flowing", function()
     local wire = sniff(broker)
     local w = pair("rekey", { rekey = { messages = 5 } }, { rekey = 5 })

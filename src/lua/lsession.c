@@ -166,8 +166,10 @@ static void deliver_message(lua_State *L, int session, struct lsession *ls, cons
         return;
     }
     if (ls->quiet) return;
-    if (!push_handler(L, session, ls, UV_ON_MESSAGE)) {
-        /* No handler yet (the peer spoke first, before the script set one). */
+    /* No handler yet (the peer spoke first, before the script set one), or
+     * messages kept before it still wait for the loop to hand them over:
+     * this one goes behind them, in the order the peer sent them. */
+    if ((ls->kept && ls->kept->head) || !push_handler(L, session, ls, UV_ON_MESSAGE)) {
         keep_message(ls, data, len);
         return;
     }
