@@ -304,6 +304,41 @@ describe("plain MQTT", function()
       back:disconnect()
     end)
 
+    it("hands a new subscriber the kept messages before one that arrives in the same turn", function()
+      local opts = broker:options{ client_id = "persistent-order", clean_session = false }
+      local first = assert(sts.connect(opts))
+      assert(first:subscribe("order/t", function() end, { qos = 1 }))
+      first:disconnect()
+      local pub = assert(sts.connect(broker:options()))
+      for i = 1, 2 do assert(pub:publish("order/t", "kept " .. i, { qos = 1 })) end
+      assert(pub:flush(5))
+      -- Back, with no subscriber yet: the two queued messages are kept.
+      local back = assert(sts.connect(opts))
+      assert.truthy(test.wait_until(function() return back:stats().messages_in == 2 end))
+      -- A second subscriber, whose copy of the next message says the broker
+      -- has sent it to `back` too: mosquitto_sub ends on its second message,
+      -- the first being a probe that shows it subscribed.
+      local sub = test.spawn(string.format("mosquitto_sub -h 127.0.0.1 -p %d -t order/probe -t order/t -C 2 -v", broker.port))
+      assert(test.wait_until(function()
+        assert(pub:publish("order/probe", "probe"))
+        return sub:output():find("order/probe", 1, true)
+      end, 10, 0.1), "mosquitto_sub did not subscribe")
+      -- Written at once, and in back's socket before its loop next runs,
+      -- when the new subscriber first gets the two kept messages.
+      assert(pub:publish("order/t", "new 3", { qos = 1 }))
+      local box = inbox()
+      assert(back:subscribe("order/t", box.handler, { qos = 1 }))
+      local deadline = os.time() + 10
+      while sub:alive() and os.time() <= deadline do os.execute("sleep 0.01") end -- not running this loop
+      assert.is_false(sub:alive(), "mosquitto_sub did not see the message")
+      assert.truthy(box:wait(3))
+      local got = {}
+      for _, m in ipairs(box.messages) do got[#got + 1] = m.payload end
+      assert.same({ "kept 1", "kept 2", "new 3" }, got)
+      back:disconnect()
+      pub:disconnect()
+    end)
+
     it("reconnects after a broker restart, resubscribes and delivers QoS 1 sent meanwhile", function()
       local events = {}
       local c = assert(sts.connect(broker:options{ reconnect = { min_delay = 0.2, max_delay = 1 } }))

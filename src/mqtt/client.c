@@ -192,13 +192,17 @@ static void drop_unclaimed(struct sts_mqtt *m, const char *topic, const char *wh
     sts_warn("mqtt %s: dropped a message on '%s' that no handler took%s", m->client_id, topic, why);
 }
 
+/* Is a message on topic kept, for on_claim to hand over? */
+static int kept_on(const struct sts_mqtt *m, const char *topic)
+{
+    for (const struct sts_backlog_item *it = m->unclaimed.head; it; it = it->next)
+        if (strcmp(unpack_kept(it).topic, topic) == 0) return 1;
+    return 0;
+}
+
 static void keep_unclaimed(struct sts_mqtt *m, const struct sts_mqtt_message *msg)
 {
     double now = sts_now();
-    if (now - m->connected_at > CLAIM_WINDOW) {
-        drop_unclaimed(m, msg->topic, "");
-        return;
-    }
     uint8_t head[2] = { (uint8_t)msg->qos, (uint8_t)(msg->retain != 0) };
     size_t tlen = strlen(msg->topic) + 1;
     uint8_t *topic_head = malloc(sizeof head + tlen);
@@ -635,7 +639,14 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
         .topic = msg->topic, .payload = msg->payload, .len = (size_t)msg->payloadlen,
         .qos = msg->qos, .retain = msg->retain, .props = props,
     };
-    if (sts_registry_deliver(&m->registry, &out, &m->closing) == 0 && !m->closing) keep_unclaimed(m, &out);
+    /* Behind messages kept on its topic, which a subscriber that just came
+     * gets from the loop, so that it gets them in the order they came. */
+    if (kept_on(m, out.topic) && sts_registry_wants(&m->registry, out.topic)) {
+        keep_unclaimed(m, &out);
+    } else if (sts_registry_deliver(&m->registry, &out, &m->closing) == 0 && !m->closing) {
+        if (sts_now() - m->connected_at > CLAIM_WINDOW) drop_unclaimed(m, out.topic, "");
+        else keep_unclaimed(m, &out);
+    }
 }
 
 static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason, const mosquitto_property *props)
