@@ -833,14 +833,22 @@ describe("sessions at work", function()
     assert.is_nil(p:output():find("error", 1, true))
   end)
 
-  it("keeps messages that arrive before a message handler is set, and hands them to it", function()
+  -- A listener on PREFIX/+/up whose sessions nobody handles yet, and Alice's
+  -- session to it: gateway, sensor, the listener, its sessions (a list
+  -- filled as they come) and Alice's session.
+  local function unhandled_session(prefix)
     local gateway = assert(sts.connect(broker:options()))
     local sessions = {}
-    local listener = assert(sts.listen(gateway, { sub = "early/+/up", pub = "early/+/down",
+    local listener = assert(sts.listen(gateway, { sub = prefix .. "/+/up", pub = prefix .. "/+/down",
       identity = bob.key, trust = dir .. "/bob.trust" }, function(session) sessions[#sessions + 1] = session end))
     local sensor = assert(sts.connect(broker:options()))
-    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "early/alice/up", sub = "early/alice/down",
+    local s = assert(sts.handshake(sensor, { role = "initiator", pub = prefix .. "/alice/up", sub = prefix .. "/alice/down",
       identity = alice.key, peer = bob.pub }))
+    return gateway, sensor, listener, sessions, s
+  end
+
+  it("keeps messages that arrive before a message handler is set, and hands them to it", function()
+    local gateway, sensor, listener, sessions, s = unhandled_session("early")
     for i = 1, 3 do assert(s:send("early " .. i)) end
     assert.truthy(test.wait_until(function() return sessions[1] and sessions[1]:stats().received == 3 end))
     local got = {}
@@ -854,13 +862,7 @@ describe("sessions at work", function()
   end)
 
   it("hands kept messages to a new handler before one that arrives in the same turn", function()
-    local gateway = assert(sts.connect(broker:options()))
-    local sessions = {}
-    local listener = assert(sts.listen(gateway, { sub = "order/+/up", pub = "order/+/down",
-      identity = bob.key, trust = dir .. "/bob.trust" }, function(session) sessions[#sessions + 1] = session end))
-    local sensor = assert(sts.connect(broker:options()))
-    local s = assert(sts.handshake(sensor, { role = "initiator", pub = "order/alice/up", sub = "order/alice/down",
-      identity = alice.key, peer = bob.pub }))
+    local gateway, sensor, listener, sessions, s = unhandled_session("order")
     for i = 1, 2 do assert(s:send("kept " .. i)) end
     assert.truthy(test.wait_until(function() return sessions[1] and sessions[1]:stats().received == 2 end))
     -- A second subscriber, whose copy of the next frame says the broker has
